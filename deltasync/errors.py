@@ -1,0 +1,107 @@
+"""Every exception deltasync raises, named for what the caller should do.
+
+::
+
+    DeltaSyncError
+    ├── ConfigError                 fix the configuration file (exit 2)
+    ├── UsageError                  fix the command line (exit 2)
+    ├── LeaseHeldError              another run is active; try later (exit 75)
+    ├── DeltaTokenExpiredError      the engine starts a full round by itself
+    ├── RunFailedError              stop the run; nothing half-applied is lost (exit 1)
+    │   ├── AuthError               a credential was rejected (Graph or ELIZA)
+    │   ├── PermissionDeniedError   a credential lacks a permission
+    │   ├── ServiceUnavailableError network / 5xx / 429 still failing after retries
+    │   ├── BadPayloadError         a Graph page could not be understood
+    │   └── StateStoreError         the state database is unusable
+    └── ObjectRejectedError         record this object as failed, go on with the others (exit 3)
+        └── ConflictError           matching found an ambiguous or protected account
+
+:func:`exit_code_for` is the one place that maps them to exit codes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+
+class DeltaSyncError(Exception):
+    """Root of deltasync's own errors."""
+
+    exit_code = 1
+
+
+class ConfigError(DeltaSyncError):
+    """The configuration is invalid; ``problems`` lists every one, each naming key and file."""
+
+    exit_code = 2
+
+    def __init__(self, problems: Sequence[str] | str) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class UsageError(DeltaSyncError):
+    """The command line asks for something that cannot be done."""
+
+    exit_code = 2
+
+
+class LeaseHeldError(DeltaSyncError):
+    """Another run holds the lease on the state database."""
+
+    exit_code = 75
+
+
+class DeltaTokenExpiredError(DeltaSyncError):
+    """Graph no longer accepts the stored delta/skip link; a full round is needed."""
+
+
+class RunFailedError(DeltaSyncError):
+    """The run cannot go on; the mirror and links stay consistent."""
+
+    exit_code = 1
+
+
+class AuthError(RunFailedError):
+    """A credential was rejected (Entra app, or ELIZA API token)."""
+
+
+class PermissionDeniedError(RunFailedError):
+    """A credential is valid but lacks a permission; the message names it."""
+
+
+class ServiceUnavailableError(RunFailedError):
+    """A service kept failing (network, 5xx, 429) after every retry."""
+
+
+class BadPayloadError(RunFailedError):
+    """Graph sent something deltasync cannot interpret; the message names the page."""
+
+
+class StateStoreError(RunFailedError):
+    """The state database cannot be used."""
+
+
+class ObjectRejectedError(DeltaSyncError):
+    """ELIZA rejected one object's write; the others go on (exit 3 at the end)."""
+
+    exit_code = 3
+
+    def __init__(
+        self, message: str, *, status: int | None = None, body: Any = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = body
+
+
+class ConflictError(ObjectRejectedError):
+    """Matching refused to link: two candidates, a protected account, or a taken key."""
+
+
+def exit_code_for(exc: BaseException) -> int:
+    """The process exit code for an exception that ended a command."""
+    if isinstance(exc, DeltaSyncError):
+        return exc.exit_code
+    return 1

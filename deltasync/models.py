@@ -1,0 +1,142 @@
+"""Plain data shared by the layers; imports nothing that does I/O."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class Kind(enum.StrEnum):
+    """The kinds of ELIZA object a link can point at."""
+
+    USER = "user"
+    PERSON = "person"
+    MEMBERSHIP = "membership"
+
+
+class Removed(enum.StrEnum):
+    """Why an Entra object is gone from the tenant (deprovisioning evidence)."""
+
+    CHANGED = "changed"  # Graph @removed reason "changed": soft-deleted, restorable ~30 days
+    DELETED = "deleted"  # Graph @removed reason "deleted": permanently deleted
+    ABSENT = "absent"  # missing from a *completed* full round
+
+
+class RoundKind(enum.StrEnum):
+    """A delta round reads everything (full) or only what changed (incremental)."""
+
+    FULL = "full"
+    INCREMENTAL = "incremental"
+
+
+@dataclass(frozen=True)
+class ObjectChange:
+    """One entry of a Graph delta page.
+
+    ``props`` holds exactly the keys present in the JSON (absent = unchanged on a minimal
+    incremental round; ``None`` = cleared). ``manager@delta`` becomes the ``manager`` key
+    (the manager's id, or ``None`` when removed).
+    """
+
+    id: str
+    props: Mapping[str, Any]
+    removed: Removed | None = None
+
+
+@dataclass(frozen=True)
+class DeltaPage:
+    """One page of a delta round, parsed; exactly one of the two links is set."""
+
+    changes: tuple[ObjectChange, ...]
+    next_link: str | None
+    delta_link: str | None
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where the delta reading of one resource stands."""
+
+    resource: str
+    delta_link: str | None
+    next_link: str | None  # progress marker of an unfinished round
+    select_fingerprint: str | None
+    round_kind: RoundKind | None  # kind of the unfinished round, if any
+    round_seq: int  # number of full rounds started (marks objects seen in the current one)
+    round_started_at: datetime | None
+    delta_committed_at: datetime | None  # when the last round completed
+    full_completed_at: datetime | None  # when the last full round completed
+
+
+@dataclass(frozen=True)
+class MirrorObject:
+    """The last known Entra attributes of one object, merged property by property."""
+
+    id: str
+    data: Mapping[str, Any]
+    removed: Removed | None
+    version: int
+    settled_version: int
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Link:
+    """An ELIZA object that the sync created or matched, and what ELIZA last accepted."""
+
+    entra_id: str
+    kind: Kind
+    eliza_id: int
+    matched_by: str  # "created", "hard", "soft:username", "soft:email", "soft:proxy", ...
+    matched_at: datetime
+    pushed: Mapping[str, Any]  # field -> value ELIZA accepted
+    pushed_version: int
+    status: str = "active"  # "active" | "deactivated" | "deleted"
+    saved: Mapping[str, Any] = field(default_factory=dict)  # what deprovisioning must undo
+
+
+@dataclass(frozen=True)
+class Failure:
+    """An object whose push failed or conflicted; retried at ``next_retry_at``."""
+
+    entra_id: str
+    kind: Kind
+    action: str
+    category: str  # "error" | "conflict"
+    message: str
+    detail: Mapping[str, Any]
+    attempts: int
+    failed_version: int
+    first_failed_at: datetime
+    last_failed_at: datetime
+    next_retry_at: datetime
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run of a command, as the state database remembers it."""
+
+    id: int
+    command: str
+    dry_run: bool
+    started_at: datetime
+    finished_at: datetime | None
+    status: str  # "running" | "ok" | "partial" | "held" | "failed"
+    exit_code: int | None
+    report: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    """One change the sync applied in ELIZA (or a matching decision)."""
+
+    id: int
+    run_id: int
+    at: datetime
+    entra_id: str
+    kind: Kind
+    action: str
+    eliza_id: int | None
+    changes: Mapping[str, Any]
