@@ -1,0 +1,1 @@
+"""Microsoft Graph, the source side: delta page parsing (pure) and the SDK-backed reader."""

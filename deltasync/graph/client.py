@@ -1,0 +1,351 @@
+"""Reads Microsoft Graph delta pages through msgraph-sdk, as raw JSON, with typed errors.
+
+The SDK provides what a long-running directory read needs from Microsoft (token handling
+through azure-identity, the retry middleware that honours ``Retry-After``), but its typed
+models cannot tell an absent property from an explicit ``null``. So each page is fetched as
+bytes and parsed by :mod:`deltasync.graph.delta`. Every failure leaves as one of
+deltasync's own errors, and no message ever carries a secret or an access token.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import ssl
+import urllib.request
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import httpx
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import ClientAuthenticationError, ServiceRequestError
+from azure.identity.aio import (
+    CertificateCredential,
+    ClientSecretCredential,
+    ManagedIdentityCredential,
+)
+from kiota_abstractions.api_error import APIError
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_authentication_azure.azure_identity_authentication_provider import (
+    AzureIdentityAuthenticationProvider,
+)
+from kiota_http.middleware import RetryHandler
+from kiota_http.middleware.options import RetryHandlerOption
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
+from msgraph.graph_request_adapter import GraphRequestAdapter
+from msgraph.graph_request_adapter import options as sdk_middleware_options
+from msgraph.graph_service_client import GraphServiceClient
+from msgraph_core import GraphClientFactory
+
+with warnings.catch_warnings():
+    # The SDK's generated modules warn from class bodies (kiota's GetQueryParameters, each
+    # builder's ...GetRequestConfiguration), so merely importing the request builders warns.
+    # Import them here, quietly; deltasync itself uses the generic RequestConfiguration.
+    warnings.filterwarnings(
+        "ignore", category=DeprecationWarning, module=r"(msgraph|kiota_abstractions)\."
+    )
+    import msgraph.generated.users.delta.delta_request_builder
+    import msgraph.generated.users.users_request_builder  # noqa: F401
+
+from deltasync.errors import (
+    AuthError,
+    BadPayloadError,
+    ConfigError,
+    DeltaTokenExpiredError,
+    PermissionDeniedError,
+    RunFailedError,
+    ServiceUnavailableError,
+)
+from deltasync.graph.delta import parse_page, short_url
+from deltasync.models import DeltaPage
+
+# Codes Graph uses when a delta or skip token can no longer be followed (compared casefolded).
+_TOKEN_EXPIRED_CODES = {"syncstatenotfound", "resyncrequired"}
+# The least-privileged application permission for reading each resource's delta.
+_PERMISSION_FOR = {"users": "User.Read.All", "groups": "GroupMember.Read.All"}
+# Every 4xx/5xx body is read as Graph's {"error": {"code", "message"}}.
+_ERROR_MAP: dict[str, Any] = {"4XX": ODataError, "5XX": ODataError}
+_DETAIL_MAX = 300
+# "AADSTS7000215: Invalid client secret provided. …" up to Entra's trace ids (or the line end)
+_AADSTS = re.compile(r"AADSTS\d+:.*?(?= Trace ID:|'?$)", re.MULTILINE)
+
+
+class SecretValue(Protocol):
+    """A secret that only shows its value when asked (``deltasync.config.Secret``)."""
+
+    def reveal(self) -> str: ...
+
+
+class EntraSettings(Protocol):
+    """What GraphSource reads of the ``entra:`` section (``deltasync.config.EntraConfig``)."""
+
+    @property
+    def tenant_id(self) -> str: ...
+    @property
+    def client_id(self) -> str: ...
+    @property
+    def client_secret(self) -> SecretValue | None: ...
+    @property
+    def certificate_path(self) -> Path | None: ...
+    @property
+    def certificate_password(self) -> SecretValue | None: ...
+    @property
+    def managed_identity(self) -> bool: ...
+    @property
+    def authority_host(self) -> str: ...
+    @property
+    def graph_url(self) -> str: ...
+    @property
+    def ca_bundle(self) -> Path | None: ...
+    @property
+    def token_scope(self) -> str: ...
+
+
+class GraphSource:
+    """One Graph reader: builds the delta start URL and fetches one page at a time.
+
+    Args:
+        cfg: the ``entra:`` settings.
+        transport: an httpx transport to send Graph requests through (tests: the sandbox);
+            by default a real one trusting the system CAs plus ``cfg.ca_bundle``.
+        credential: an azure-identity async credential; by default one is built from ``cfg``
+            (certificate, managed identity or client secret) and closed by :meth:`aclose`.
+        max_retries: retries of a 429/503/504 answer (the SDK's RetryHandler, 0 to 10).
+        retry_delay: seconds the RetryHandler adds to its backoff when Graph sends no
+            ``Retry-After`` (0 to 180).
+        timeout_s: read/write timeout of one HTTP request.
+        low_priority: send ``x-ms-throttle-priority: low`` (a background sync yields first).
+    """
+
+    def __init__(
+        self,
+        cfg: EntraSettings,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        credential: AsyncTokenCredential | None = None,
+        max_retries: int = RetryHandlerOption.DEFAULT_MAX_RETRIES,
+        retry_delay: float = RetryHandlerOption.DEFAULT_DELAY,
+        timeout_s: float = 100.0,
+        low_priority: bool = True,
+    ) -> None:
+        self._graph_url = cfg.graph_url.rstrip("/")
+        self._who = f"tenant {cfg.tenant_id} / client {cfg.client_id}"
+        self._secrets = [
+            s.reveal() for s in (cfg.client_secret, cfg.certificate_password) if s is not None
+        ]
+        self._max_retries = max_retries
+        self._low_priority = low_priority
+        self._owns_credential = credential is None
+        self._credential = credential if credential is not None else _make_credential(cfg)
+        self._transport = _CountingTransport(transport or _real_transport(cfg))
+        retry = RetryHandlerOption(delay=retry_delay, max_retries=max_retries)
+        self._http = GraphClientFactory.create_with_default_middleware(
+            client=httpx.AsyncClient(
+                transport=self._transport, timeout=httpx.Timeout(timeout_s, connect=30.0)
+            ),
+            options={**sdk_middleware_options, RetryHandlerOption.get_key(): retry},
+        )
+        auth = AzureIdentityAuthenticationProvider(
+            self._credential,
+            scopes=[cfg.token_scope],
+            # the bearer token goes to the configured Graph host and nowhere else
+            allowed_hosts=[urlsplit(self._graph_url).hostname or ""],
+        )
+        self._adapter = GraphRequestAdapter(auth, client=self._http)
+        # Without this, URLs the SDK builds (not with_url) would take httpx's normalised
+        # base URL and go to "…/v1.0//users".
+        self._adapter.base_url = self._graph_url
+        self._client = GraphServiceClient(request_adapter=self._adapter)
+
+    @classmethod
+    def from_config(cls, cfg: EntraSettings, **options: Any) -> GraphSource:
+        """The source for a loaded ``entra:`` config section (same as the constructor)."""
+        return cls(cfg, **options)
+
+    @property
+    def requests(self) -> int:
+        """HTTP requests sent to Graph so far, retries included (token requests excluded)."""
+        return self._transport.count
+
+    def initial_url(self, resource: str, select: Sequence[str]) -> str:
+        """The URL that starts a full round of ``resource`` (``users`` or ``groups``)."""
+        return f"{self._graph_url}/{resource}/delta?$select={','.join(select)}"
+
+    async def fetch_page(self, url: str, *, minimal: bool) -> DeltaPage:
+        """GET one delta page (a start URL, ``nextLink`` or ``deltaLink``) and parse it.
+
+        Args:
+            url: the page's URL, followed exactly as given.
+            minimal: ask for ``Prefer: return=minimal`` (only changed properties).
+
+        Raises:
+            DeltaTokenExpiredError: Graph no longer accepts this link; start a full round.
+            AuthError: the credential or the access token was rejected.
+            PermissionDeniedError: the app lacks the read permission (named in the message).
+            ServiceUnavailableError: network failure, or 429/5xx after the retries.
+            BadPayloadError: the answer is not a delta page.
+            RunFailedError: Graph rejected the request in another way (e.g. an unknown property).
+        """
+        config: RequestConfiguration[Any] = RequestConfiguration()
+        if minimal:
+            config.headers.add("Prefer", "return=minimal")
+        if self._low_priority:
+            config.headers.add("x-ms-throttle-priority", "low")
+        # with_url sends the URL verbatim; the request builder only supplies method and Accept.
+        request = self._client.users.delta.with_url(url).to_get_request_information(config)
+        try:
+            body = await self._adapter.send_primitive_async(request, "bytes", _ERROR_MAP)
+        except APIError as error:
+            raise self._graph_error(error, url) from None
+        except ClientAuthenticationError as error:
+            raise AuthError(
+                f"Entra rejected the app credentials for {self._who}: {self._aadsts(error)}"
+            ) from None
+        except ServiceRequestError as error:
+            raise ServiceUnavailableError(
+                f"Entra token endpoint unreachable for {self._who}: {self._detail(error)}"
+            ) from None
+        except httpx.TransportError as error:
+            raise ServiceUnavailableError(
+                f"Graph unreachable at {short_url(url)}: {type(error).__name__}: "
+                f"{self._detail(error)}"
+            ) from None
+        if not body:
+            raise BadPayloadError(f"Graph delta page {short_url(url)}: the answer has no body")
+        try:
+            raw = json.loads(body)
+        except ValueError:
+            raise BadPayloadError(
+                f"Graph delta page {short_url(url)}: the body is not JSON "
+                f"({len(body)} bytes, starting {body[:40]!r})"
+            ) from None
+        return parse_page(raw, url)
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections, and the credential if this source built it."""
+        await self._http.aclose()
+        # The SDK's middleware transport does not pass aclose on; close the pool ourselves.
+        await self._transport.aclose()
+        if self._owns_credential:
+            await self._credential.close()
+
+    def _graph_error(self, error: APIError, url: str) -> Exception:
+        status = error.response_status_code or 0
+        code, message = "", str(error.message or "")
+        if isinstance(error, ODataError) and error.error is not None:
+            code = error.error.code or ""
+            message = error.error.message or message
+        what = f"{status} {code}".strip() + (f": {self._scrub(message)}" if message else "")
+        page = short_url(url)
+        if status == 410 or (status == 400 and code.casefold() in _TOKEN_EXPIRED_CODES):
+            return DeltaTokenExpiredError(f"Graph no longer accepts the link {page} ({what})")
+        if status == 401:
+            return AuthError(f"Graph rejected the access token for {self._who} ({what})")
+        if status == 403:
+            permission = _PERMISSION_FOR.get(_resource_of(url), "User.Read.All")
+            return PermissionDeniedError(
+                f"Graph refused {page} for {self._who} ({what}); the app registration needs "
+                f"the application permission {permission}, with admin consent"
+            )
+        if status == 429 or status >= 500:
+            retried = status in RetryHandler.DEFAULT_RETRY_STATUS_CODES
+            after = f" after {self._max_retries} retries" if retried else ""
+            return ServiceUnavailableError(f"Graph failed for {page}{after} ({what})")
+        return RunFailedError(f"Graph rejected {page} ({what})")
+
+    def _aadsts(self, error: ClientAuthenticationError) -> str:
+        """Entra's AADSTS code and description (Entra never echoes the credential)."""
+        found = _AADSTS.search(str(error.message or error))
+        return self._scrub(found.group(0)) if found else self._detail(error)
+
+    def _detail(self, error: BaseException) -> str:
+        text = str(getattr(error, "message", None) or error) or type(error).__name__
+        return self._scrub(text.strip().splitlines()[0] if text.strip() else text)
+
+    def _scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text[:_DETAIL_MAX] + ("…" if len(text) > _DETAIL_MAX else "")
+
+
+class _CountingTransport(httpx.AsyncBaseTransport):
+    """Counts the HTTP attempts that reach the wire (under the SDK's retry middleware)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self._inner = inner
+        self.count = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.count += 1
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def _make_credential(cfg: EntraSettings) -> AsyncTokenCredential:
+    """The azure-identity credential the ``entra:`` section asks for."""
+    tls: dict[str, Any] = {"connection_verify": str(cfg.ca_bundle)} if cfg.ca_bundle else {}
+    try:
+        if cfg.certificate_path is not None:
+            password = cfg.certificate_password
+            return CertificateCredential(
+                cfg.tenant_id,
+                cfg.client_id,
+                str(cfg.certificate_path),
+                password=password.reveal() if password is not None else None,
+                authority=cfg.authority_host,
+                **tls,
+            )
+        if cfg.managed_identity:
+            return ManagedIdentityCredential(client_id=cfg.client_id, **tls)
+        if cfg.client_secret is not None:
+            return ClientSecretCredential(
+                cfg.tenant_id,
+                cfg.client_id,
+                cfg.client_secret.reveal(),
+                authority=cfg.authority_host,
+                **tls,
+            )
+    except (OSError, ValueError) as error:
+        # e.g. an http:// authority, an unreadable certificate or a wrong certificate password
+        raise ConfigError(f"entra: cannot build the Entra credential: {error}") from None
+    raise ConfigError(
+        "entra: one of client_secret, certificate_path or managed_identity is required"
+    )
+
+
+def _real_transport(cfg: EntraSettings) -> httpx.AsyncBaseTransport:
+    """An HTTP/2 transport trusting the system CAs plus ``ca_bundle``, through any env proxy."""
+    context = ssl.create_default_context()
+    if cfg.ca_bundle is not None:
+        try:
+            context.load_verify_locations(cafile=str(cfg.ca_bundle))
+        except (OSError, ssl.SSLError) as error:
+            raise ConfigError(f"entra.ca_bundle: cannot load {cfg.ca_bundle}: {error}") from None
+    return httpx.AsyncHTTPTransport(verify=context, http2=True, proxy=_env_proxy(cfg.graph_url))
+
+
+def _env_proxy(url: str) -> str | None:
+    """The HTTPS_PROXY / HTTP_PROXY for ``url`` unless NO_PROXY exempts its host.
+
+    httpx only reads these when it builds the transport itself, and here it does not.
+    """
+    parts = urlsplit(url)
+    proxy = urllib.request.getproxies_environment().get(parts.scheme)
+    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return proxy
+
+
+def _resource_of(url: str) -> str:
+    """``users`` or ``groups``: the path segment before ``/delta``."""
+    segments = [s for s in urlsplit(url).path.split("/") if s]
+    for before, segment in itertools.pairwise(segments):
+        if segment.startswith("delta"):
+            return before
+    return ""

@@ -1,0 +1,438 @@
+"""GraphSource through the real msgraph-sdk and azure-identity, against the sandbox on loopback.
+
+Graph (GraphSim) is served over plain HTTP on 127.0.0.1; the Entra token endpoint (TokenSim)
+over HTTPS with a throwaway CA, so the real ``azure.identity.aio`` credential fetches real
+tokens and Graph checks them. The vcrpy tests record one full round and replay it with the
+servers stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import vcr
+
+from deltasync.config import EntraConfig, Secret
+from deltasync.errors import (
+    AuthError,
+    DeltaTokenExpiredError,
+    PermissionDeniedError,
+    ServiceUnavailableError,
+)
+from deltasync.graph.client import GraphSource
+from deltasync.graph.delta import select_for
+from deltasync.models import DeltaPage, ObjectChange, Removed
+from deltasync.sandbox.graph_sim import GraphSim, TokenSim, make_tenant
+from deltasync.sandbox.server import LoopbackServer
+from deltasync.sandbox.tls import make_client_certificate, server_context, write_tls_files
+
+TENANT = "5f3c2a1e-8d4b-4c6f-9a7e-1b2c3d4e5f60"
+CLIENT = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
+SECRET = "Sbx8Q~cassette.secret-value-7f3KpL2"
+SELECT = select_for(
+    ["userPrincipalName", "mail", "givenName", "surname", "jobTitle", "mobilePhone", "manager"]
+)
+CASSETTES = Path(__file__).parent.parent / "fixtures" / "cassettes"
+COMMITTED_CASSETTE = "graph_users_full_round.yaml"
+SCRUBBED_TOKEN = "scrubbed-access-token"
+JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]+")
+
+T = TypeVar("T")
+
+
+@dataclass
+class World:
+    graph: GraphSim
+    tokens: TokenSim
+    graph_server: LoopbackServer
+    token_server: LoopbackServer
+    cfg: EntraConfig
+    user_ids: list[str]
+    tls_dir: Path
+
+
+def start_world(tmp_path: Path, *, users: int, page_size: int) -> World:
+    tokens = TokenSim(TENANT, CLIENT, SECRET)
+    graph = GraphSim(tokens=tokens, page_size=page_size, seed=3)
+    tls = write_tls_files(tmp_path / "tls")
+    token_server = LoopbackServer(tokens.handle, ssl_context=server_context(tls)).start()
+    graph_server = LoopbackServer(graph.handle).start()
+    graph.base_url = f"{graph_server.url}/v1.0"
+    tokens.authority = token_server.url
+    user_ids = make_tenant(graph, users)
+    cfg = EntraConfig(
+        tenant_id=TENANT,
+        client_id=CLIENT,
+        client_secret=Secret(SECRET),
+        authority_host=token_server.url,
+        graph_url=graph.base_url,
+        ca_bundle=tls.ca,
+    )
+    return World(graph, tokens, graph_server, token_server, cfg, user_ids, tmp_path / "tls")
+
+
+def stop_world(world: World) -> None:
+    world.graph_server.stop()
+    world.token_server.stop()
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    started = start_world(tmp_path, users=120, page_size=50)
+    yield started
+    stop_world(started)
+
+
+def run(
+    cfg: EntraConfig, scenario: Callable[[GraphSource], Awaitable[T]], **options: Any
+) -> tuple[T, int]:
+    """Run ``scenario`` with a fresh GraphSource; returns its result and the request count."""
+
+    async def main() -> tuple[T, int]:
+        source = GraphSource(cfg, **{"max_retries": 2, "retry_delay": 0.0, **options})
+        try:
+            return await scenario(source), source.requests
+        finally:
+            await source.aclose()
+
+    return asyncio.run(main())
+
+
+async def read_round(
+    source: GraphSource, url: str, *, minimal: bool = False
+) -> tuple[list[DeltaPage], str]:
+    """Follow nextLinks from ``url`` until a page carries the deltaLink."""
+    pages = [await source.fetch_page(url, minimal=minimal)]
+    while pages[-1].next_link is not None:
+        pages.append(await source.fetch_page(pages[-1].next_link, minimal=minimal))
+    delta_link = pages[-1].delta_link
+    assert delta_link is not None
+    return pages, delta_link
+
+
+def full_round(world: World) -> tuple[list[DeltaPage], str]:
+    (pages, delta_link), _ = run(
+        world.cfg, lambda source: read_round(source, source.initial_url("users", SELECT))
+    )
+    return pages, delta_link
+
+
+def changes_of(pages: list[DeltaPage]) -> list[ObjectChange]:
+    return [change for page in pages for change in page.changes]
+
+
+def only_change(pages: list[DeltaPage], object_id: str) -> ObjectChange:
+    (change,) = {c.id: c for c in changes_of(pages) if c.id == object_id}.values()
+    return change
+
+
+def test_full_round_reads_every_user_page_by_page_until_the_delta_link(world: World) -> None:
+    async def scenario(source: GraphSource) -> tuple[list[DeltaPage], str]:
+        return await read_round(source, source.initial_url("users", SELECT))
+
+    (pages, delta_link), requests = run(world.cfg, scenario)
+
+    assert len(pages) >= 4  # 120 users, 50 a page, plus the sandbox's empty page
+    assert all(p.next_link and not p.delta_link for p in pages[:-1])
+    assert any(not p.changes and p.next_link for p in pages)  # an empty page goes on
+    assert "$deltatoken=" in delta_link
+    assert requests == len(pages) == world.graph.request_count
+    users = {u["id"]: u for u in world.graph.users()}
+    seen = {c.id: c for c in changes_of(pages)}
+    assert seen.keys() == users.keys()
+    for user_id, change in seen.items():
+        assert change.removed is None
+        assert set(change.props) <= set(SELECT)
+        assert change.props["userPrincipalName"] == users[user_id]["userPrincipalName"]
+    managed = [c for c in seen.values() if c.props.get("manager")]
+    assert managed  # manager@delta became the manager's id
+    assert all(m.props["manager"] in users for m in managed)
+
+
+@pytest.mark.parametrize("trailing", ["", "/"])
+def test_requests_go_to_clean_urls_with_a_bearer_token(world: World, trailing: str) -> None:
+    world.cfg = replace(world.cfg, graph_url=world.cfg.graph_url + trailing)
+
+    full_round(world)
+
+    paths = [r.path for r in world.graph.requests]
+    assert paths
+    assert all("//" not in path for path in paths)
+    assert all(path == "/v1.0/users/delta" for path in paths)
+    first = world.graph.requests[0]
+    assert first.query == {"$select": ",".join(SELECT)}
+    assert first.headers["authorization"] == "Bearer ***"
+    assert first.headers["x-ms-throttle-priority"] == "low"
+    assert all(r.status == 200 for r in world.graph.requests)
+
+
+def test_incremental_round_with_prefer_minimal_returns_only_changed_properties(
+    world: World,
+) -> None:
+    _, delta_link = full_round(world)
+    user_id = world.user_ids[5]
+    world.graph.update_user(user_id, jobTitle="Leiterin Pflege")
+    world.graph.reset_log()
+
+    (pages, _), _ = run(world.cfg, lambda source: read_round(source, delta_link, minimal=True))
+
+    assert only_change(pages, user_id).props == {"id": user_id, "jobTitle": "Leiterin Pflege"}
+    assert {r.headers.get("prefer") for r in world.graph.requests} == {"return=minimal"}
+
+
+def test_incremental_round_without_minimal_repeats_unchanged_properties(world: World) -> None:
+    _, delta_link = full_round(world)
+    user_id = world.user_ids[5]
+    world.graph.update_user(user_id, jobTitle="Leiterin Pflege")
+    world.graph.reset_log()
+
+    (pages, _), _ = run(world.cfg, lambda source: read_round(source, delta_link))
+
+    props = only_change(pages, user_id).props
+    assert props["jobTitle"] == "Leiterin Pflege"
+    assert props["userPrincipalName"] == world.graph.user(user_id)["userPrincipalName"]
+    assert all("prefer" not in r.headers for r in world.graph.requests)
+
+
+def test_explicit_null_survives_as_none_in_props(world: World) -> None:
+    _, delta_link = full_round(world)
+    user_id = next(u["id"] for u in world.graph.users() if u.get("mobilePhone"))
+    world.graph.update_user(user_id, mobilePhone=None)
+
+    (pages, _), _ = run(world.cfg, lambda source: read_round(source, delta_link, minimal=True))
+
+    props = only_change(pages, user_id).props
+    assert "mobilePhone" in props
+    assert props["mobilePhone"] is None
+    assert "jobTitle" not in props  # unchanged, so absent
+
+
+def test_soft_and_hard_deletes_arrive_as_removed_changes(world: World) -> None:
+    _, delta_link = full_round(world)
+    soft, hard = world.user_ids[-1], world.user_ids[-2]
+    world.graph.soft_delete(soft)
+    world.graph.hard_delete(hard)
+
+    (pages, _), _ = run(world.cfg, lambda source: read_round(source, delta_link, minimal=True))
+
+    assert only_change(pages, soft).removed is Removed.CHANGED
+    assert only_change(pages, hard).removed is Removed.DELETED
+
+
+def test_expired_delta_token_raises_delta_token_expired(world: World) -> None:
+    _, delta_link = full_round(world)
+    world.graph.expire_tokens()
+
+    with pytest.raises(DeltaTokenExpiredError) as caught:
+        run(world.cfg, lambda source: source.fetch_page(delta_link, minimal=True))
+
+    assert "syncStateNotFound" in str(caught.value)
+    token = delta_link.split("$deltatoken=")[1]
+    assert token not in str(caught.value)  # the opaque token is shortened
+
+
+def test_gone_410_raises_delta_token_expired(world: World) -> None:
+    _, delta_link = full_round(world)
+    world.graph.fail_next(410)
+
+    with pytest.raises(DeltaTokenExpiredError, match="410"):
+        run(world.cfg, lambda source: source.fetch_page(delta_link, minimal=True))
+
+
+def test_429_with_retry_after_is_retried_and_succeeds(world: World) -> None:
+    world.graph.throttle(1, retry_after=1)
+    started = time.monotonic()
+
+    page, requests = run(
+        world.cfg,
+        lambda source: source.fetch_page(source.initial_url("users", SELECT), minimal=False),
+    )
+
+    assert time.monotonic() - started >= 1.0  # Retry-After was honoured
+    assert requests == 2
+    assert [r.status for r in world.graph.requests] == [429, 200]
+    assert world.graph.requests[1].headers["retry-attempt"] == "1"
+    assert page.changes
+
+
+def test_503_that_persists_raises_service_unavailable_after_the_retries(world: World) -> None:
+    world.graph.fail_next(503, n=10)
+
+    async def scenario(source: GraphSource) -> int:
+        with pytest.raises(ServiceUnavailableError) as caught:
+            await source.fetch_page(source.initial_url("users", SELECT), minimal=False)
+        assert "503" in str(caught.value)
+        assert "after 2 retries" in str(caught.value)
+        return source.requests
+
+    requests, _ = run(world.cfg, scenario, max_retries=2)
+
+    assert requests == 3  # the first attempt and two retries
+    assert [r.status for r in world.graph.requests] == [503, 503, 503]
+
+
+def test_wrong_client_secret_raises_auth_error_without_the_secret(world: World) -> None:
+    wrong = "Wr0ng~secret-value-that-must-not-leak"
+    cfg = replace(world.cfg, client_secret=Secret(wrong))
+
+    with pytest.raises(AuthError) as caught:
+        run(
+            cfg,
+            lambda source: source.fetch_page(source.initial_url("users", SELECT), minimal=False),
+        )
+
+    error = caught.value
+    assert "AADSTS7000215" in str(error)
+    assert f"tenant {TENANT} / client {CLIENT}" in str(error)
+    for text in (str(error), repr(error), str(error.args)):
+        assert wrong not in text
+        assert SECRET not in text
+    assert error.__cause__ is None
+    assert world.graph.request_count == 0  # Graph was never asked
+
+
+def test_missing_permission_raises_permission_denied_naming_user_read_all(
+    world: World,
+) -> None:
+    world.graph.granted.clear()
+
+    with pytest.raises(PermissionDeniedError) as caught:
+        run(
+            world.cfg,
+            lambda source: source.fetch_page(source.initial_url("users", SELECT), minimal=False),
+        )
+
+    assert "User.Read.All" in str(caught.value)
+    assert "403" in str(caught.value)
+
+
+def test_revoked_access_token_raises_auth_error(world: World) -> None:
+    async def scenario(source: GraphSource) -> None:
+        await source.fetch_page(source.initial_url("users", SELECT), minimal=False)
+        world.tokens.revoke_all()
+        await source.fetch_page(source.initial_url("users", SELECT), minimal=False)
+
+    with pytest.raises(AuthError, match="401"):
+        run(world.cfg, scenario)
+
+
+def test_unreachable_graph_raises_service_unavailable(world: World) -> None:
+    with socket.socket() as probe:  # a port nobody listens on once the probe is closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cfg = replace(world.cfg, graph_url=f"http://127.0.0.1:{port}/v1.0")
+
+    with pytest.raises(ServiceUnavailableError, match="Graph unreachable"):
+        run(
+            cfg,
+            lambda source: source.fetch_page(source.initial_url("users", SELECT), minimal=False),
+        )
+
+
+def test_certificate_credential_gets_a_token_and_reads_a_page(world: World) -> None:
+    certificate = make_client_certificate(world.tls_dir)
+    world.tokens.add_certificate(certificate.certificate)
+    cfg = replace(world.cfg, client_secret=None, certificate_path=certificate.pem)
+
+    page, _ = run(
+        cfg, lambda source: source.fetch_page(source.initial_url("users", SELECT), minimal=False)
+    )
+
+    assert page.changes
+    assert world.graph.requests[0].status == 200
+
+
+# ------------------------------------------------------------------ vcrpy cassettes
+
+
+def scrub_access_token(response: dict[str, Any]) -> dict[str, Any]:
+    """vcrpy hook: replace the access token in a recorded token-endpoint answer."""
+    body = response["body"]["string"]
+    if b"access_token" in body:
+        data = json.loads(body)
+        data["access_token"] = SCRUBBED_TOKEN
+        response["body"]["string"] = json.dumps(data).encode()
+        headers = response["headers"]
+        for name in [h for h in headers if h.lower() == "content-length"]:
+            headers[name] = [str(len(response["body"]["string"]))]
+    return response
+
+
+def cassette_vcr(folder: Path) -> vcr.VCR:
+    return vcr.VCR(
+        cassette_library_dir=str(folder),
+        filter_headers=["authorization"],
+        filter_post_data_parameters=["client_secret", "client_assertion"],
+        before_record_response=scrub_access_token,
+        match_on=["method", "scheme", "host", "path", "query"],  # not the port
+        decode_compressed_response=True,
+    )
+
+
+def read_users_round(cfg: EntraConfig) -> list[DeltaPage]:
+    (pages, _), _ = run(cfg, lambda source: read_round(source, source.initial_url("users", SELECT)))
+    return pages
+
+
+def assert_no_secrets(cassette: Path, *access_tokens: str) -> None:
+    text = cassette.read_text(encoding="utf-8")
+    assert SECRET not in text
+    assert "client_secret" not in text  # the form parameter was filtered out
+    for token in access_tokens:
+        assert token not in text
+    assert not JWT.search(text)  # no access token of any kind
+    assert SCRUBBED_TOKEN in text  # the token answer was recorded, then scrubbed
+
+
+def test_recorded_round_replays_with_the_servers_stopped(tmp_path: Path) -> None:
+    rerecord = os.environ.get("DELTASYNC_RERECORD") == "1"
+    folder = CASSETTES if rerecord else tmp_path / "cassettes"
+    name = COMMITTED_CASSETTE if rerecord else "round.yaml"
+    (folder / name).unlink(missing_ok=True)  # "all" would add to an existing cassette
+    world = start_world(tmp_path, users=12, page_size=5)
+    try:
+        with cassette_vcr(folder).use_cassette(name, record_mode="all"):
+            recorded = read_users_round(world.cfg)
+        issued = list(world.tokens.issued)
+    finally:
+        stop_world(world)
+    assert issued  # a real token was fetched while recording
+
+    with cassette_vcr(folder).use_cassette(name, record_mode="none") as cassette:
+        replayed = read_users_round(world.cfg)
+        assert cassette.all_played
+
+    assert replayed == recorded
+    assert len({c.id for c in changes_of(replayed)}) == 12
+    assert_no_secrets(folder / name, *issued)
+
+
+def test_committed_cassette_replays_offline_and_holds_no_secret() -> None:
+    cassette_path = CASSETTES / COMMITTED_CASSETTE
+    cfg = EntraConfig(
+        tenant_id=TENANT,
+        client_id=CLIENT,
+        client_secret=Secret(SECRET),
+        authority_host="https://127.0.0.1:9",  # nothing listens there: replay only
+        graph_url="http://127.0.0.1:9/v1.0",
+    )
+
+    with cassette_vcr(CASSETTES).use_cassette(COMMITTED_CASSETTE, record_mode="none") as cassette:
+        pages = read_users_round(cfg)
+        assert cassette.all_played
+
+    assert pages[-1].delta_link is not None
+    users = {c.id: c for c in changes_of(pages)}
+    assert len(users) == 12
+    assert all(c.props["userPrincipalName"].endswith("firma.ch") for c in users.values())
+    assert_no_secrets(cassette_path)
