@@ -1,0 +1,5 @@
+"""``python -m deltasync``."""
+
+from deltasync.cli import main
+
+main()

@@ -1,0 +1,140 @@
+"""``deltasync check``: every precondition of a run, tested without writing anything."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from deltasync.config import Config
+from deltasync.eliza.client import ElizaClient, Resource
+from deltasync.errors import DeltaSyncError
+from deltasync.graph.client import GraphSource
+from deltasync.service import SyncFlags, engine_settings
+
+# ELIZA fields the sync writes besides the mapped ones
+EXTRA_FIELDS = {
+    "user": {"remote_key", "is_active", "groups"},
+    "mitarbeitende": {"remote_key", "user", "anstellungsart", "austrittsdatum"},
+}
+
+
+def _row(check: str, status: str, detail: str) -> dict[str, str]:
+    return {"check": check, "status": status, "detail": detail}
+
+
+def run_checks(
+    config: Config,
+    *,
+    graph_transport: Any = None,
+    eliza_transport: Any = None,
+    credential: Any = None,
+) -> list[dict[str, str]]:
+    """Config, Entra credential and Graph permission, ELIZA token, permissions and schema."""
+    return asyncio.run(_checks(config, graph_transport, eliza_transport, credential))
+
+
+async def _checks(
+    config: Config, graph_transport: Any, eliza_transport: Any, credential: Any
+) -> list[dict[str, str]]:
+    rows = [_row("config", "ok", f"{config.path} is valid")]
+    rows += [_row("config", "warn", w) for w in config.warnings]
+    settings = engine_settings(config, SyncFlags())
+    source = GraphSource.from_config(config.entra, transport=graph_transport, credential=credential)
+    try:
+        url = source.initial_url("users", ["id"]) + "&$deltatoken=latest"
+        await source.fetch_page(url, minimal=False)
+        rows.append(
+            _row(
+                "graph",
+                "ok",
+                "the app credential works and may read users "
+                f"(delta, $select of {len(settings.select)} properties)",
+            )
+        )
+    except DeltaSyncError as exc:
+        rows.append(_row("graph", "fail", str(exc)))
+    finally:
+        await source.aclose()
+    client = ElizaClient.from_config(config.eliza, transport=eliza_transport)
+    try:
+        rows += await _eliza_checks(config, client)
+    finally:
+        await client.aclose()
+    return rows
+
+
+async def _eliza_checks(config: Config, client: ElizaClient) -> list[dict[str, str]]:
+    rows = []
+    for name, resource in (
+        ("users", Resource.USER),
+        ("persons", Resource.PERSON),
+        ("org units", Resource.ORGUNIT),
+        ("memberships", Resource.MEMBERSHIP),
+    ):
+        try:
+            await client.find(resource, limit_probe="1")
+            rows.append(_row(f"eliza {name}", "ok", f"the API token may read {resource.value}"))
+        except DeltaSyncError as exc:
+            rows.append(_row(f"eliza {name}", "fail", str(exc)))
+            if name == "users":
+                return rows
+    if config.orgunit_mapping:
+        try:
+            known = {int(o["id"]) for o in await client.list_all(Resource.ORGUNIT)}
+            missing = {k: v for k, v in config.orgunit_mapping.items() if v not in known}
+            rows.append(
+                _row(
+                    "orgunit_mapping",
+                    "fail" if missing else "ok",
+                    "unknown org units: " + ", ".join(f"{k!r} → {v}" for k, v in missing.items())
+                    if missing
+                    else "every mapped org unit exists",
+                )
+            )
+        except DeltaSyncError as exc:
+            rows.append(_row("orgunit_mapping", "fail", str(exc)))
+    schema = await client.schema()
+    if schema is None:
+        rows.append(
+            _row(
+                "eliza schema",
+                "warn",
+                "/api/schema/ is not served; field names could not be checked",
+            )
+        )
+        return rows
+    fields = _schema_fields(schema)
+    mapped = {
+        "user": set(config.field_mapping.user) | EXTRA_FIELDS["user"],
+        "mitarbeitende": set(config.field_mapping.mitarbeitende) | EXTRA_FIELDS["mitarbeitende"],
+    }
+    for key, names in mapped.items():
+        known_fields = fields.get(key)
+        if known_fields is None:
+            rows.append(_row(f"eliza schema {key}", "warn", "resource not found in the schema"))
+            continue
+        unknown = sorted(names - known_fields)
+        rows.append(
+            _row(
+                f"eliza schema {key}",
+                "fail" if unknown else "ok",
+                f"fields unknown to ELIZA: {', '.join(unknown)}"
+                if unknown
+                else f"all {len(names)} written fields exist",
+            )
+        )
+    return rows
+
+
+def _schema_fields(schema: dict[str, Any]) -> dict[str, set[str]]:
+    """Field names per resource from an OpenAPI document (components.schemas)."""
+    comps = schema.get("components", {}).get("schemas", {})
+    out: dict[str, set[str]] = {}
+    for name, body in comps.items():
+        props = set((body or {}).get("properties", {}))
+        low = name.lower()
+        if low in ("user", "benutzer"):
+            out["user"] = props
+        elif low in ("mitarbeitende", "mitarbeiter", "person"):
+            out["mitarbeitende"] = props
+    return out
