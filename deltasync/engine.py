@@ -23,6 +23,7 @@ from deltasync.errors import (
     ServiceUnavailableError,
 )
 from deltasync.graph.delta import fingerprint
+from deltasync.mapping import ExpressionError
 from deltasync.matching import MatchSettings, decide_person, decide_user, soft_keys
 from deltasync.models import DeltaPage, Kind, Link, MirrorObject, RoundKind
 from deltasync.planner import (
@@ -296,7 +297,7 @@ class Engine:
         graph0, eliza0, writes0 = self.source.requests, self.target.requests, self.target.writes
         try:
             await self._pull(opts, report)
-            plan = self._plan(opts, report)
+            plan = await self._plan(opts, report)
             await self._push(plan, report)
         finally:
             report.graph_requests = self.source.requests - graph0
@@ -374,7 +375,7 @@ class Engine:
             url = page.next_link
 
     # ---------------------------------------------------------------- plan
-    def _plan(self, opts: RunOptions, report: RunReport) -> Plan:
+    async def _plan(self, opts: RunOptions, report: RunReport) -> Plan:
         everything = opts.verify_target or (
             self.store.get_meta("plan_fingerprint") != self.settings.plan_fingerprint
         )
@@ -386,8 +387,15 @@ class Engine:
         for entra_id, kinds in self.links.items():
             for kind, lk in kinds.items():
                 self.ids[(entra_id, kind)] = lk.eliza_id
+        if opts.verify_target:
+            await self._verify_target(report)
         ctx = self._ctx()
-        plans = [plan_object(o, self.links.get(o.id, {}), ctx) for o in objects]
+        plans = []
+        for o in objects:
+            try:
+                plans.append(plan_object(o, self.links.get(o.id, {}), ctx))
+            except ExpressionError as exc:
+                self._fail_planning(o, exc, report)
         self._objects = {o.id: o for o in objects}
         linked_users = self.store.count_links(Kind.USER, status="active")
         plan = apply_threshold(
@@ -420,6 +428,48 @@ class Engine:
             )
             self.log(f"--limit-users: {report.deferred_objects} objects wait for later runs")
         return plan
+
+    async def _verify_target(self, report: RunReport) -> None:
+        """Compare every link with what ELIZA holds now, so drift made by hand gets repaired.
+
+        The planner diffs against ``pushed``; replacing it with ELIZA's current values turns
+        every hand-made change of a mapped field into an update. A linked object that is gone
+        from ELIZA loses its link and is created again.
+        """
+        self.log("--verify-target: reading ELIZA's users and persons")
+        current = {
+            Kind.USER: {int(u["id"]): u for u in await self.target.list_all(self.res.USER)},
+            Kind.PERSON: {int(p["id"]): p for p in await self.target.list_all(self.res.PERSON)},
+        }
+        for entra_id, kinds in self.links.items():
+            for kind, link in list(kinds.items()):
+                if kind not in current or link.status == "deleted":
+                    continue
+                actual = current[kind].get(link.eliza_id)
+                if actual is None:
+                    report.warnings.append(
+                        f"linked ELIZA {kind.value} #{link.eliza_id} of {entra_id} was deleted "
+                        "in ELIZA; it is created again"
+                    )
+                    if not self.dry_run:
+                        self.store.delete_link(entra_id, kind)
+                    del kinds[kind]
+                    continue
+                seen = {k: actual[k] for k in link.pushed if k in actual}
+                kinds[kind] = replace(link, pushed={**link.pushed, **seen})
+
+    def _fail_planning(self, obj: MirrorObject, exc: Exception, report: RunReport) -> None:
+        """A mapping expression failed on this user's data: report it, plan the others."""
+        label = str(obj.data.get("userPrincipalName") or obj.id)
+        message = f"field mapping failed: {exc}"
+        report.failures.append(
+            {"entra_id": obj.id, "label": label, "kind": "user", "op": "plan", "message": message}
+        )
+        self.log(f"error: {label}: {message}")
+        if not self.dry_run:
+            self.store.record_failure(
+                obj.id, Kind.USER, "plan", "error", message, {}, obj.version, self.now()
+            )
 
     def _ctx(self) -> PlanContext:
         person_ids = {eid: i for (eid, kind), i in self.ids.items() if kind == Kind.PERSON}

@@ -13,20 +13,25 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from e2e_helpers import (
+    eliza_person_of,
+    eliza_user_of,
+    in_scope,
+    pick,
+    sync,
+    writes,
+)
 
 from deltasync import service
 from deltasync.config import Config, load_config
-from deltasync.engine import RunOptions, RunReport
+from deltasync.engine import RunOptions
 from deltasync.errors import LeaseHeldError, ServiceUnavailableError
 from deltasync.models import Kind
 from deltasync.sandbox.server import Sandbox, start_sandbox
-
-EXTERNAL = "external.firma.ch"
 
 
 @pytest.fixture
@@ -41,37 +46,6 @@ def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
 @pytest.fixture
 def config(sandbox: Sandbox) -> Config:
     return load_config(sandbox.config_path, env=sandbox.env)
-
-
-def sync(config: Config, seams: service.Seams = service.Seams(), **kw: Any) -> RunReport:
-    flag_names = {f.name for f in dataclasses.fields(service.SyncFlags)}
-    flags = service.SyncFlags(**{k: kw.pop(k) for k in list(kw) if k in flag_names})
-    return service.run_sync(config, RunOptions(**kw), flags, seams=seams)
-
-
-def in_scope(sandbox: Sandbox) -> list[dict[str, Any]]:
-    return [
-        u
-        for u in sandbox.graph.users()
-        if u.get("accountEnabled") and not str(u["userPrincipalName"]).endswith(EXTERNAL)
-    ]
-
-
-def writes(sandbox: Sandbox) -> list[Any]:
-    return [r for r in sandbox.eliza.requests if r.method != "GET"]
-
-
-def eliza_user_of(sandbox: Sandbox, entra_id: str) -> list[dict[str, Any]]:
-    return [u for u in sandbox.eliza.users.values() if u.get("remote_key") == entra_id]
-
-
-def eliza_person_of(sandbox: Sandbox, entra_id: str) -> list[dict[str, Any]]:
-    return [p for p in sandbox.eliza.persons.values() if p.get("remote_key") == entra_id]
-
-
-def pick(sandbox: Sandbox, n: int = 1) -> list[dict[str, Any]]:
-    users = sorted(in_scope(sandbox), key=lambda u: str(u["userPrincipalName"]))
-    return [u for u in users if u.get("jobTitle")][:n]
 
 
 def test_initial_sync_creates_every_user_and_person_linked_by_entra_id(
