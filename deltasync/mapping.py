@@ -60,7 +60,8 @@ DEFAULT_USER_MAPPING: Final[dict[str, str]] = {
 }
 
 #: ELIZA Mitarbeitende fields filled from Entra by default (``remote_key`` and ``user`` are set
-#: by the planner).
+#: by the planner). ``vorgesetzter: manager`` is opt-in: it reads Graph's manager relationship
+#: (an Entra id) and the planner turns it into the manager's linked person.
 DEFAULT_PERSON_MAPPING: Final[dict[str, str]] = {
     "vorname": "givenName",
     "nachname": "surname",
