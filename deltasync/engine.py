@@ -300,6 +300,8 @@ class Engine:
             plan = await self._plan(opts, report)
             await self._push(plan, report)
         finally:
+            order = {Kind.USER.value: 0, Kind.PERSON.value: 1, Kind.MEMBERSHIP.value: 2}
+            report.actions.sort(key=lambda a: (str(a["label"]).lower(), order.get(a["kind"], 3)))
             report.graph_requests = self.source.requests - graph0
             report.eliza_requests = self.target.requests - eliza0
             report.eliza_writes = self.target.writes - writes0
@@ -496,8 +498,9 @@ class Engine:
             nonlocal done
             async with sem:
                 ok = await self._push_object(p, report)
-            done += 1
-            if total >= 50 and done % 50 == 0:
+            if p.actions:
+                done += 1
+            if p.actions and total >= 50 and done % 50 == 0:
                 self.log(f"pushed {done}/{total} objects")
             if p.unresolved:
                 waiting.append(p)
@@ -666,8 +669,11 @@ class Engine:
             raise
         changes = dict(a.changes)
         for k, v in body.items():
-            if k not in changes:
-                changes[k] = (current.get(k) if current else None, v)
+            if current is not None or k not in changes:
+                changes[k] = (
+                    current.get(k) if current is not None else changes.get(k, (None,))[0],
+                    v,
+                )
         done = replace(a, changes=changes)
         pushed = {**a.desired, **{k: v for k, v in body.items() if k != "groups"}}
         new_link = replace(link, pushed=pushed, pushed_version=version, status=status, saved=saved)
@@ -742,7 +748,10 @@ class Engine:
             created = await self.target.create(resource, body)
             self._directory.remember(a.kind, created)
             eliza_id = int(created["id"])
-            done = a
+            shown = {k: (None, v) for k, v in body.items() if k != "groups"}
+            if "groups" in body:
+                shown["groups"] = (None, body["groups"])
+            done = replace(a, changes=shown)
             matched_by = "created"
         pushed = {k: v for k, v in self._resolve(a.desired, None).items() if k != "groups"}
         link = Link(

@@ -99,6 +99,8 @@ def plan_fingerprint(ctx: PlanContext) -> str:
             ctx.on_delete,
             ctx.assign_to_group,
             ctx.orgunit_sync,
+            ctx.skip_users,  # a skipping run settles objects it only half planned
+            ctx.skip_persons,
         ],
         "orgunits": sorted(ctx.orgunit_mapping.items()),
     }
@@ -159,7 +161,8 @@ def run_sync(
             keep_dirty = flags.skip_users or flags.skip_persons
             if keep_dirty:
                 report.warnings.append(
-                    "--skip-users/--skip-mitarbeitende: objects stay queued for a full run"
+                    "--skip-users/--skip-mitarbeitende: the next run without them "
+                    "plans every object again"
                 )
             return report
         finally:
@@ -373,20 +376,27 @@ def state_user(config: Config, query: str) -> list[dict[str, Any]]:
                         }
                         for f in store.failures_for(obj.id)
                     ],
-                    "history": [
-                        {
-                            "at": _iso(e.at),
-                            "run_id": e.run_id,
-                            "kind": e.kind.value,
-                            "action": e.action,
-                            "eliza_id": e.eliza_id,
-                            "changes": dict(e.changes),
-                        }
-                        for e in store.journal_for(obj.id, 50)
-                    ],
+                    "history": _history(store.journal_for(obj.id, 50)),
                 }
             )
         return result
+
+
+def _history(entries: Sequence[Any]) -> list[dict[str, Any]]:
+    """The journal for people: a "creating" marker only shows when its create never finished."""
+    finished = {e.kind for e in entries if e.action in ("create", "match")}
+    return [
+        {
+            "at": _iso(e.at),
+            "run_id": e.run_id,
+            "kind": e.kind.value,
+            "action": "create (unconfirmed)" if e.action == "creating" else e.action,
+            "eliza_id": e.eliza_id,
+            "changes": dict(e.changes),
+        }
+        for e in entries
+        if not (e.action == "creating" and e.kind in finished)
+    ]
 
 
 def state_reset(config: Config, resource: str) -> list[str]:
