@@ -7,6 +7,7 @@ Human output of sync runs goes to stderr (cron logs take both streams), the JSON
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import time
@@ -131,7 +132,19 @@ def _sync(
             "[yellow]note:[/] group sync is not available in this version; "
             "sync_options.sync_groups is ignored"
         )
-    report = service.run_sync(cfg, opts, flags, log=_logger(verbose))
+    try:
+        report = service.run_sync(cfg, opts, flags, log=_logger(verbose))
+    except DeltaSyncError as exc:
+        if as_json:
+            failed = {
+                "command": command,
+                "dry_run": dry_run,
+                "status": "failed",
+                "exit_code": exit_code_for(exc),
+                "error": str(exc),
+            }
+            typer.echo(json.dumps(failed, ensure_ascii=False, indent=2))
+        raise
     if export_excel is not None:
         service.export_excel(export_excel, service.mirrored_users(cfg), report)
         err.print(f"wrote {export_excel}")
@@ -387,7 +400,10 @@ def state_user(
         out.print(f"no Entra user matches {escape(query)!r} in the mirror")
         return 1
     for u in found:
-        out.print(f"[bold]{escape(str(u['userPrincipalName']))}[/] ({u['entra_id']})")
+        out.print(
+            f"[bold]{escape(str(u['userPrincipalName']))}[/] ({u['entra_id']}), "
+            f"found by {escape(str(u['found_by']))}"
+        )
         out.print(
             f"  scope: {escape(u['scope'])}; mirror version {u['version']}, "
             f"settled {u['settled_version']}" + (" (changes pending)" if u["pending"] else "")
@@ -525,8 +541,12 @@ def check(config: ConfigOpt = None, as_json: JsonOpt = False) -> int:
         _print_json(results)
     else:
         for r in results:
-            mark = {"ok": "[green]ok[/]", "warn": "[yellow]warn[/]", "fail": "[red]FAIL[/]"}
-            out.print(f"{mark[r['status']]:<6} {escape(r['check'])}: {escape(r['detail'])}")
+            color, label = {
+                "ok": ("green", "ok"),
+                "warn": ("yellow", "warn"),
+                "fail": ("red", "FAIL"),
+            }[r["status"]]
+            out.print(f"[{color}]{label:<4}[/] {escape(r['check'])}: {escape(r['detail'])}")
     return 1 if any(r["status"] == "fail" for r in results) else 0
 
 
@@ -576,8 +596,15 @@ def db_upgrade(config: ConfigOpt = None) -> int:
 
 
 # ------------------------------------------------------------------ entry point
+def _quiet_libraries() -> None:
+    """azure-identity logs a failed token request at WARNING in its own words; deltasync
+    reports the same failure once, in its own error message."""
+    logging.getLogger("azure").setLevel(logging.ERROR)
+
+
 def run_cli(argv: list[str] | None = None) -> int:
     """Run a command and return its exit code; every error becomes a message and a code."""
+    _quiet_libraries()
     try:
         result = app(args=argv, prog_name="deltasync", standalone_mode=False)
     except typer.Exit as exc:

@@ -19,6 +19,7 @@ from deltasync.errors import (
     ConfigError,
     ConflictError,
     DeltaTokenExpiredError,
+    LeaseHeldError,
     ObjectRejectedError,
     ServiceUnavailableError,
 )
@@ -310,7 +311,11 @@ class Engine:
 
     def _renew_lease(self) -> None:
         if time.monotonic() - self._last_renew >= LEASE_RENEW_S:
-            self.store.renew_lease(self.holder)
+            if not self.store.renew_lease(self.holder):
+                raise LeaseHeldError(
+                    "this run lost its lease (it stalled for over two minutes and another run "
+                    "took over); it stops here, the other run carries on"
+                )
             self._last_renew = time.monotonic()
 
     # ---------------------------------------------------------------- pull
@@ -520,7 +525,8 @@ class Engine:
                 ok = await self._push_object(p, report)
                 if ok and not p.unresolved and p.entra_id not in held_ids:
                     self._settle(p)
-        if not self.dry_run:
+        if not self.dry_run and not report.deferred_objects:
+            # objects left for later runs must still be re-planned under the new settings
             self.store.set_meta("plan_fingerprint", self.settings.plan_fingerprint)
 
     def _settle(self, p: ObjectPlan) -> None:

@@ -332,13 +332,15 @@ def state_user(config: Config, query: str) -> list[dict[str, Any]]:
     ctx = plan_context(config, SyncFlags())
     with store_for(config) as store:
         objects: list[MirrorObject] = list(store.find_objects(query))
+        found_by = {o.id: "Entra id, UPN or mail" for o in objects}
         if not objects and query.isdigit():
             for kind in (Kind.USER, Kind.PERSON):
                 link = store.link_by_eliza_id(kind, int(query))
                 if link is not None:
                     obj = store.get_object(link.entra_id)
-                    if obj is not None and obj not in objects:
+                    if obj is not None and obj.id not in found_by:
                         objects.append(obj)
+                        found_by[obj.id] = f"ELIZA {kind.value} #{query}"
         result = []
         for obj in objects:
             status, _ = scope_status(obj, ctx.scope)
@@ -346,6 +348,7 @@ def state_user(config: Config, query: str) -> list[dict[str, Any]]:
             result.append(
                 {
                     "entra_id": obj.id,
+                    "found_by": found_by.get(obj.id),
                     "userPrincipalName": obj.data.get("userPrincipalName"),
                     "mail": obj.data.get("mail"),
                     "scope": status,
