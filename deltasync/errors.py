@@ -88,9 +88,7 @@ class ObjectRejectedError(DeltaSyncError):
 
     exit_code = 3
 
-    def __init__(
-        self, message: str, *, status: int | None = None, body: Any = None
-    ) -> None:
+    def __init__(self, message: str, *, status: int | None = None, body: Any = None) -> None:
         super().__init__(message)
         self.status = status
         self.body = body
