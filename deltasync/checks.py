@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from deltasync.config import Config
-from deltasync.eliza.client import ElizaClient, Resource
+from deltasync.eliza.client import ElizaClient, Resource, schema_fields
 from deltasync.errors import DeltaSyncError
 from deltasync.graph.client import GraphSource
 from deltasync.service import SyncFlags, engine_settings
@@ -72,8 +72,11 @@ async def _eliza_checks(config: Config, client: ElizaClient) -> list[dict[str, s
         ("memberships", Resource.MEMBERSHIP),
     ):
         try:
-            await client.find(resource, limit_probe="1")
-            rows.append(_row(f"eliza {name}", "ok", f"the API token may read {resource.value}"))
+            count = await client.probe(resource)
+            held = f" ({count} in ELIZA)" if count is not None else ""
+            rows.append(
+                _row(f"eliza {name}", "ok", f"the API token may read {resource.value}{held}")
+            )
         except DeltaSyncError as exc:
             rows.append(_row(f"eliza {name}", "fail", str(exc)))
             if name == "users":
@@ -103,7 +106,10 @@ async def _eliza_checks(config: Config, client: ElizaClient) -> list[dict[str, s
             )
         )
         return rows
-    fields = _schema_fields(schema)
+    fields = {
+        "user": schema_fields(schema, client.path(Resource.USER)),
+        "mitarbeitende": schema_fields(schema, client.path(Resource.PERSON)),
+    }
     mapped = {
         "user": set(config.field_mapping.user) | EXTRA_FIELDS["user"],
         "mitarbeitende": set(config.field_mapping.mitarbeitende) | EXTRA_FIELDS["mitarbeitende"],
@@ -124,17 +130,3 @@ async def _eliza_checks(config: Config, client: ElizaClient) -> list[dict[str, s
             )
         )
     return rows
-
-
-def _schema_fields(schema: dict[str, Any]) -> dict[str, set[str]]:
-    """Field names per resource from an OpenAPI document (components.schemas)."""
-    comps = schema.get("components", {}).get("schemas", {})
-    out: dict[str, set[str]] = {}
-    for name, body in comps.items():
-        props = set((body or {}).get("properties", {}))
-        low = name.lower()
-        if low in ("user", "benutzer"):
-            out["user"] = props
-        elif low in ("mitarbeitende", "mitarbeiter", "person"):
-            out["mitarbeitende"] = props
-    return out

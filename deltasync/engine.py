@@ -204,6 +204,11 @@ def _json_value(value: Any) -> Any:
     return value
 
 
+def _real_id(eliza_id: int | None) -> int | None:
+    """A dry run's stand-in objects have negative ids; reports show no id for them."""
+    return eliza_id if eliza_id is not None and eliza_id > 0 else None
+
+
 def _changes_json(changes: Mapping[str, tuple[Any, Any]]) -> dict[str, list[Any]]:
     return {k: [_json_value(old), _json_value(new)] for k, (old, new) in changes.items()}
 
@@ -611,7 +616,7 @@ class Engine:
             "label": a.label,
             "kind": a.kind.value,
             "op": a.op.value,
-            "eliza_id": eliza_id if eliza_id is not None else a.eliza_id,
+            "eliza_id": _real_id(eliza_id if eliza_id is not None else a.eliza_id),
             "changes": _changes_json(a.changes),
             "reason": a.reason,
             "result": result,

@@ -249,6 +249,25 @@ class ElizaClient:
         self._check(response, "GET", res, id)
         return _object(self._body(response, "GET", path), "GET", path)
 
+    async def probe(self, resource: Resource | str) -> int | None:
+        """Read one row of a resource (``?limit=1``): proves the token may read it, cheaply.
+
+        Returns ELIZA's ``count`` when it pages, else None.
+        """
+        res = Resource(resource)
+        path = self.path(res)
+        url = self._url(httpx.URL(path, params={"limit": "1"}).raw_path.decode("ascii"))
+        response = await self._send("GET", url)
+        if response.status_code == 404:
+            raise RunFailedError(
+                f"ELIZA has no GET {path} (404): check eliza.base_url, eliza.trailing_slash "
+                "and eliza.paths"
+            )
+        self._check(response, "GET", res, None)
+        body = self._body(response, "GET", path)
+        count = body.get("count") if isinstance(body, dict) else None
+        return count if isinstance(count, int) else None
+
     async def schema(self) -> dict[str, Any] | None:
         """The instance's OpenAPI schema (``GET /api/schema/``), or None if it is not served."""
         response = await self._send("GET", SCHEMA_PATH)

@@ -29,7 +29,7 @@ from e2e_helpers import (
 from deltasync import service
 from deltasync.config import Config, load_config
 from deltasync.engine import RunOptions
-from deltasync.errors import LeaseHeldError, ServiceUnavailableError
+from deltasync.errors import BadPayloadError, LeaseHeldError, ServiceUnavailableError
 from deltasync.models import Kind
 from deltasync.sandbox.server import Sandbox, start_sandbox
 
@@ -235,13 +235,17 @@ def test_deletion_threshold_holds_deactivations_and_allow_deletes_releases_them(
 
 
 class FailAfter(httpx.AsyncBaseTransport):
-    """Lets the first ``ok`` Graph requests through to the sandbox, then answers 503."""
+    """Lets the first ``ok`` Graph requests through to the sandbox, then fails every page:
+    an outage (503) or a page deltasync cannot read."""
 
-    def __init__(self, sandbox: Sandbox, ok: int) -> None:
+    def __init__(self, sandbox: Sandbox, ok: int, failure: str = "outage") -> None:
         self.inner = httpx.MockTransport(sandbox.graph.handle)
         self.ok = ok
+        self.failure = failure
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.ok <= 0 and self.failure == "bad page":
+            return httpx.Response(200, json={"value": "not a list", "@odata.nextLink": "x"})
         if self.ok <= 0:
             return httpx.Response(
                 503,
@@ -253,17 +257,20 @@ class FailAfter(httpx.AsyncBaseTransport):
         return await self.inner.handle_async_request(request)
 
 
+@pytest.mark.parametrize(
+    ("failure", "error"), [("outage", ServiceUnavailableError), ("bad page", BadPayloadError)]
+)
 def test_interrupted_full_round_deprovisions_nothing_and_the_next_run_resumes(
-    sandbox: Sandbox, config: Config
+    sandbox: Sandbox, config: Config, failure: str, error: type[Exception]
 ) -> None:
     sync(config)
     (gone,) = pick(sandbox)
     sandbox.graph.hard_delete(gone["id"])  # in a full read it is simply absent
-    with pytest.raises(ServiceUnavailableError):
+    with pytest.raises(error):
         service.run_sync(
             config,
             RunOptions(command="resync", full=True),
-            seams=service.Seams(graph_transport=FailAfter(sandbox, ok=1)),
+            seams=service.Seams(graph_transport=FailAfter(sandbox, ok=1, failure=failure)),
         )
     assert eliza_user_of(sandbox, gone["id"])[0]["is_active"] is True
     runs = service.state_runs(config)
