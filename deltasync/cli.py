@@ -91,6 +91,7 @@ def _root(
 # ------------------------------------------------------------------ sync and resync
 def _sync(
     command: str,
+    *,
     config: str | None,
     dry_run: bool,
     verbose: bool,
@@ -233,91 +234,75 @@ def render_report(report: RunReport, *, verbose: bool = False, console: Console 
     console.print(escape(line) + (f"; exit {report.exit_code}" if verbose else ""))
 
 
-SyncFlagsDoc = {
-    "dry_run": "Show every action with old → new values; write nothing.",
-    "limit_users": "Apply the actions of at most N users this run.",
-}
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Show every action with old → new values; write nothing.")
+]
+VerboseOpt = Annotated[bool, typer.Option("-v", "--verbose", help="More detail.")]
+LimitOpt = Annotated[
+    int | None, typer.Option("--limit-users", help="Apply the actions of at most N users this run.")
+]
+GroupOpt = Annotated[
+    int | None, typer.Option("--assign-to-group", help="ELIZA group id every synced user joins.")
+]
+ExcelOpt = Annotated[
+    Path | None, typer.Option("--export-excel", help="Write users and the plan to .xlsx.")
+]
+OrgunitOpt = Annotated[
+    bool, typer.Option("--enable-orgunit-sync", help="Sync org-unit memberships.")
+]
+SkipUsersOpt = Annotated[bool, typer.Option("--skip-users", help="Leave ELIZA users alone.")]
+SkipPersonsOpt = Annotated[
+    bool, typer.Option("--skip-mitarbeitende", help="Leave ELIZA persons alone.")
+]
+SkipGroupsOpt = Annotated[bool, typer.Option("--skip-groups", help="Leave groups alone.")]
+AllowDeletesOpt = Annotated[
+    bool, typer.Option("--allow-deletes", help="Release deactivations held by the threshold.")
+]
 
 
 @app.command()
 def sync(
     config: ConfigOpt = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help=SyncFlagsDoc["dry_run"])] = False,
-    verbose: Annotated[bool, typer.Option("-v", "--verbose", help="More detail.")] = False,
-    limit_users: Annotated[
-        int | None, typer.Option("--limit-users", help=SyncFlagsDoc["limit_users"])
-    ] = None,
-    assign_to_group: Annotated[
-        int | None,
-        typer.Option("--assign-to-group", help="ELIZA group id every synced user joins."),
-    ] = None,
-    export_excel: Annotated[
-        Path | None, typer.Option("--export-excel", help="Write users (and the plan) to .xlsx.")
-    ] = None,
-    enable_orgunit_sync: Annotated[
-        bool, typer.Option("--enable-orgunit-sync", help="Sync org-unit memberships.")
-    ] = False,
-    skip_users: Annotated[bool, typer.Option("--skip-users")] = False,
-    skip_mitarbeitende: Annotated[bool, typer.Option("--skip-mitarbeitende")] = False,
-    skip_groups: Annotated[bool, typer.Option("--skip-groups")] = False,
-    allow_deletes: Annotated[
-        bool, typer.Option("--allow-deletes", help="Release deactivations held by the threshold.")
-    ] = False,
+    dry_run: DryRunOpt = False,
+    verbose: VerboseOpt = False,
+    limit_users: LimitOpt = None,
+    assign_to_group: GroupOpt = None,
+    export_excel: ExcelOpt = None,
+    enable_orgunit_sync: OrgunitOpt = False,
+    skip_users: SkipUsersOpt = False,
+    skip_mitarbeitende: SkipPersonsOpt = False,
+    skip_groups: SkipGroupsOpt = False,
+    allow_deletes: AllowDeletesOpt = False,
     as_json: JsonOpt = False,
+    retry_failed: Annotated[
+        bool,
+        typer.Option("--retry-failed", help="Retry failed objects now, not at their backoff time."),
+    ] = False,
 ) -> int:
     """The hourly job: pull what changed in Entra, push only what changed to ELIZA."""
-    return _sync(
-        "sync",
-        config,
-        dry_run,
-        verbose,
-        limit_users,
-        assign_to_group,
-        export_excel,
-        enable_orgunit_sync,
-        skip_users,
-        skip_mitarbeitende,
-        skip_groups,
-        allow_deletes,
-        as_json,
-    )
+    return _sync("sync", **locals())
 
 
 @app.command()
 def resync(
     config: ConfigOpt = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help=SyncFlagsDoc["dry_run"])] = False,
-    verbose: Annotated[bool, typer.Option("-v", "--verbose")] = False,
-    limit_users: Annotated[int | None, typer.Option("--limit-users")] = None,
-    assign_to_group: Annotated[int | None, typer.Option("--assign-to-group")] = None,
-    export_excel: Annotated[Path | None, typer.Option("--export-excel")] = None,
-    enable_orgunit_sync: Annotated[bool, typer.Option("--enable-orgunit-sync")] = False,
-    skip_users: Annotated[bool, typer.Option("--skip-users")] = False,
-    skip_mitarbeitende: Annotated[bool, typer.Option("--skip-mitarbeitende")] = False,
-    skip_groups: Annotated[bool, typer.Option("--skip-groups")] = False,
-    allow_deletes: Annotated[bool, typer.Option("--allow-deletes")] = False,
+    dry_run: DryRunOpt = False,
+    verbose: VerboseOpt = False,
+    limit_users: LimitOpt = None,
+    assign_to_group: GroupOpt = None,
+    export_excel: ExcelOpt = None,
+    enable_orgunit_sync: OrgunitOpt = False,
+    skip_users: SkipUsersOpt = False,
+    skip_mitarbeitende: SkipPersonsOpt = False,
+    skip_groups: SkipGroupsOpt = False,
+    allow_deletes: AllowDeletesOpt = False,
     as_json: JsonOpt = False,
     verify_target: Annotated[
         bool, typer.Option("--verify-target", help="Re-read linked ELIZA objects, repair drift.")
     ] = False,
 ) -> int:
     """Read everything again (ignoring delta tokens); deprovision what a complete read lacks."""
-    return _sync(
-        "resync",
-        config,
-        dry_run,
-        verbose,
-        limit_users,
-        assign_to_group,
-        export_excel,
-        enable_orgunit_sync,
-        skip_users,
-        skip_mitarbeitende,
-        skip_groups,
-        allow_deletes,
-        as_json,
-        verify_target,
-    )
+    return _sync("resync", **locals())
 
 
 # ------------------------------------------------------------------ state

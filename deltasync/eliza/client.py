@@ -257,14 +257,7 @@ class ElizaClient:
         res = Resource(resource)
         path = self.path(res)
         url = self._url(httpx.URL(path, params={"limit": "1"}).raw_path.decode("ascii"))
-        response = await self._send("GET", url)
-        if response.status_code == 404:
-            raise RunFailedError(
-                f"ELIZA has no GET {path} (404): check eliza.base_url, eliza.trailing_slash "
-                "and eliza.paths"
-            )
-        self._check(response, "GET", res, None)
-        body = self._body(response, "GET", path)
+        body = await self._get_page(url, res, path)
         count = body.get("count") if isinstance(body, dict) else None
         return count if isinstance(count, int) else None
 
@@ -293,14 +286,7 @@ class ElizaClient:
             if url in seen:
                 raise RunFailedError(f"ELIZA's paging of GET {path} loops back to {url}")
             seen.add(url)
-            response = await self._send("GET", url)
-            if response.status_code == 404:
-                raise RunFailedError(
-                    f"ELIZA has no GET {path} (404): check eliza.base_url, eliza.trailing_slash "
-                    "and eliza.paths"
-                )
-            self._check(response, "GET", res, None)
-            body = self._body(response, "GET", path)
+            body = await self._get_page(url, res, path)
             if isinstance(body, list):
                 page, url = body, None
             elif isinstance(body, dict) and isinstance(body.get("results"), list):
@@ -312,6 +298,17 @@ class ElizaClient:
                 )
             rows.extend(_object(row, "GET", path) for row in page)
         return rows
+
+    async def _get_page(self, url: str, res: Resource, path: str) -> Any:
+        """One GET of a list URL; a 404 there means a wrong base URL or path, not no data."""
+        response = await self._send("GET", url)
+        if response.status_code == 404:
+            raise RunFailedError(
+                f"ELIZA has no GET {path} (404): check eliza.base_url, eliza.trailing_slash "
+                "and eliza.paths"
+            )
+        self._check(response, "GET", res, None)
+        return self._body(response, "GET", path)
 
     def _rebase(self, next_url: Any) -> str | None:
         """Follow ``next`` on our own origin: the token never goes to another host.
