@@ -227,6 +227,14 @@ def render_report(report: RunReport, *, verbose: bool = False, console: Console 
                 console.print(escape(f"  {f['label']} {f['kind']} {f['op']}: {f['message']}"))
     if report.error:
         console.print(f"[red]error:[/] {escape(report.error)}")
+    if verbose:
+        idle = report.objects_changed - report.planned_objects
+        if idle > 0:
+            console.print(f"{idle} object(s) changed in Entra but need nothing in ELIZA")
+        if report.timings:
+            console.print(
+                "timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in report.timings.items())
+            )
     line = (
         f"requests: Graph {report.graph_requests}, ELIZA {report.eliza_requests} "
         f"({report.eliza_writes} writes); {report.duration_s:.1f}s"

@@ -132,6 +132,7 @@ class RunReport:
     eliza_requests: int = 0
     eliza_writes: int = 0
     error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
 
     @property
     def exit_code(self) -> int:
@@ -193,6 +194,7 @@ class RunReport:
             "threshold": self.threshold,
             "warnings": self.warnings,
             "error": self.error,
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
         }
 
 
@@ -302,9 +304,15 @@ class Engine:
         report = self.report = RunReport(opts.command, opts.dry_run, run_id=self.run_id)
         graph0, eliza0, writes0 = self.source.requests, self.target.requests, self.target.writes
         try:
+            mark = time.monotonic()
             await self._pull(opts, report)
+            report.timings["pull"] = time.monotonic() - mark
+            mark = time.monotonic()
             plan = await self._plan(opts, report)
+            report.timings["plan"] = time.monotonic() - mark
+            mark = time.monotonic()
             await self._push(plan, report)
+            report.timings["push"] = time.monotonic() - mark
         finally:
             order = {Kind.USER.value: 0, Kind.PERSON.value: 1, Kind.MEMBERSHIP.value: 2}
             report.actions.sort(key=lambda a: (str(a["label"]).lower(), order.get(a["kind"], 3)))

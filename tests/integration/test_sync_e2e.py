@@ -156,6 +156,16 @@ def test_expired_token_starts_a_full_round_by_itself_without_duplicates(
     assert eliza_person_of(sandbox, entra["id"])[0]["abteilung"] == "Hauswirtschaft"
 
 
+def test_replaying_a_whole_round_changes_nothing_in_eliza(sandbox: Sandbox, config: Config) -> None:
+    sync(config)
+    sandbox.eliza.reset_log()
+    report = sync(config, command="resync", full=True)
+    assert report.round_kind == "full"
+    assert report.objects_seen >= len(in_scope(sandbox))
+    assert sandbox.eliza.write_count == 0
+    assert report.counts() == {}
+
+
 def test_lost_create_response_is_found_by_remote_key_not_duplicated(
     sandbox: Sandbox, config: Config
 ) -> None:
