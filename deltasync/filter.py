@@ -31,6 +31,7 @@ filter text.
 
 from __future__ import annotations
 
+import abc
 import operator
 import re
 from collections.abc import Callable, Mapping
@@ -236,9 +237,10 @@ def _error(text: str, pos: int, what: str) -> FilterError:
 Scope = Mapping[str, Any]
 
 
-class _Node:
+class _Node(abc.ABC):
+    @abc.abstractmethod
     def eval(self, data: Mapping[str, Any], scope: Scope) -> Any:
-        raise NotImplementedError
+        """The node's value for one user's data."""
 
 
 @dataclass(frozen=True)

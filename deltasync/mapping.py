@@ -29,6 +29,7 @@ The ELIZA fields deltasync manages itself (``remote_key``, ``is_active``, the pe
 
 from __future__ import annotations
 
+import abc
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -142,13 +143,14 @@ def initials(text: str) -> str:
 # Values: where an expression's value comes from
 
 
-class _Source:
+class _Source(abc.ABC):
     @property
     def properties(self) -> frozenset[str]:
         return frozenset()
 
+    @abc.abstractmethod
     def value(self, data: Mapping[str, Any]) -> Any:
-        raise NotImplementedError
+        """The raw value before filters."""
 
 
 @dataclass(frozen=True)
