@@ -215,10 +215,6 @@ def _changes_json(changes: Mapping[str, tuple[Any, Any]]) -> dict[str, list[Any]
     return {k: [_json_value(old), _json_value(new)] for k, (old, new) in changes.items()}
 
 
-class _Skip(Exception):
-    """The rest of this object's actions cannot run (a conflict or failure was recorded)."""
-
-
 class Directory:
     """Lookups of existing ELIZA users and persons for matching: live, or from one list read.
 
@@ -294,6 +290,7 @@ class Engine:
         self.report: RunReport | None = None
         self._outages = 0
         self._objects: dict[str, MirrorObject] = {}
+        self._failed: set[str] = set()  # Entra ids with a recorded failure
         self._directory = Directory(target, resources)
 
     # ----------------------------------------------------------------- run
@@ -401,6 +398,7 @@ class Engine:
         )
         due = datetime.max.replace(tzinfo=UTC) if opts.retry_failed else self.now()
         objects = self.store.dirty_objects(RESOURCE, due, everything=everything)
+        self._failed = {f.entra_id for f in self.store.failures()}
         self.links = {k: dict(v) for k, v in self.store.links_for([o.id for o in objects]).items()}
         person_links = self.store.all_links(Kind.PERSON)
         self.ids = {(lk.entra_id, lk.kind): lk.eliza_id for lk in person_links}
@@ -487,6 +485,7 @@ class Engine:
         )
         self.log(f"error: {label}: {message}")
         if not self.dry_run:
+            self._failed.add(obj.id)
             self.store.record_failure(
                 obj.id, Kind.USER, "plan", "error", message, {}, obj.version, self.now()
             )
@@ -573,15 +572,14 @@ class Engine:
         for action in p.actions:
             try:
                 await self._execute(action, p.version, report)
-            except _Skip:
-                return False
             except (ObjectRejectedError, ServiceUnavailableError) as exc:
                 self._fail(action, p.version, exc, report)
                 return False
             self._outages = 0
-        for kind in (Kind.USER, Kind.PERSON, Kind.MEMBERSHIP):
-            if not self.dry_run:
+        if p.entra_id in self._failed and not self.dry_run:
+            for kind in Kind:
                 self.store.clear_failure(p.entra_id, kind)
+            self._failed.discard(p.entra_id)
         return True
 
     def _fail(self, action: Action, version: int, exc: Exception, report: RunReport) -> None:
@@ -607,6 +605,7 @@ class Engine:
         report.actions.append(self._action_json(action, category))
         self.log(f"{category}: {action.label} {action.kind.value} {action.op.value}: {exc}")
         if not self.dry_run:
+            self._failed.add(action.entra_id)
             self.store.record_failure(
                 action.entra_id,
                 action.kind,
