@@ -745,7 +745,7 @@ class Engine:
         )
 
     def _commit(self, a: Action, link: Link | None, report: RunReport) -> None:
-        """Record a success: link first (what ELIZA accepted), then the journal."""
+        """Record a success: the link (what ELIZA accepted) and its journal entry, together."""
         entra = self.links.setdefault(a.entra_id, {})
         if link is None:
             entra.pop(a.kind, None)
@@ -756,12 +756,14 @@ class Engine:
         report.actions.append(self._action_json(a, "planned" if self.dry_run else "ok", eliza_id))
         if self.dry_run:
             return
-        if link is None or link.status == "ended":
-            self.store.delete_link(a.entra_id, a.kind)
-        else:
-            self.store.save_link(link)
-        self.store.journal(
-            self.run_id or 0, a.entra_id, a.kind, a.op.value, eliza_id, _changes_json(a.changes)
+        self.store.record_push(
+            None if link is None or link.status == "ended" else link,
+            self.run_id or 0,
+            a.entra_id,
+            a.kind,
+            a.op.value,
+            eliza_id,
+            _changes_json(a.changes),
         )
 
     async def _create(self, a: Action, version: int, report: RunReport) -> None:

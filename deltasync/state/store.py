@@ -356,35 +356,8 @@ class StateStore:
         Raises:
             ConflictError: that ELIZA object is already linked to another Entra object.
         """
-        key = (link_table.c.entra_id == item.entra_id, link_table.c.kind == item.kind.value)
-        values = {
-            "eliza_id": item.eliza_id,
-            "matched_by": item.matched_by,
-            "matched_at": item.matched_at,
-            "pushed": _plain(item.pushed),
-            "pushed_version": item.pushed_version,
-            "status": item.status,
-            "saved": _plain(item.saved),
-        }
         with self._write() as conn:
-            other = conn.execute(
-                select(link_table.c.entra_id).where(
-                    link_table.c.kind == item.kind.value,
-                    link_table.c.eliza_id == item.eliza_id,
-                    link_table.c.entra_id != item.entra_id,
-                )
-            ).first()
-            if other is not None:
-                raise ConflictError(
-                    f"ELIZA {item.kind.value} {item.eliza_id} is already linked to Entra "
-                    f"object {other.entra_id}; not linking it to {item.entra_id} as well"
-                )
-            if conn.execute(update(link_table).where(*key).values(values)).rowcount == 0:
-                conn.execute(
-                    insert(link_table).values(
-                        entra_id=item.entra_id, kind=item.kind.value, **values
-                    )
-                )
+            _save_link(conn, item)
 
     def delete_link(self, entra_id: str, kind: Kind) -> None:
         """Forget the link of (``entra_id``, ``kind``), if any."""
@@ -511,16 +484,30 @@ class StateStore:
     ) -> int:
         """Append one applied change (or matching decision) to the journal; returns its id."""
         with self._write() as conn:
-            stmt = insert(journal).values(
-                run_id=run_id,
-                at=_now(),
-                entra_id=entra_id,
-                kind=kind.value,
-                action=action,
-                eliza_id=eliza_id,
-                changes=_plain(changes),
-            )
-            return int(conn.execute(stmt.returning(journal.c.id)).scalar_one())
+            return _journal(conn, run_id, entra_id, kind, action, eliza_id, changes)
+
+    def record_push(
+        self,
+        item: Link | None,
+        run_id: int,
+        entra_id: str,
+        kind: Kind,
+        action: str,
+        eliza_id: int | None,
+        changes: Mapping[str, Any],
+    ) -> None:
+        """What ELIZA accepted, in one transaction: the link (or its removal when ``item`` is
+        None) and the journal entry describing the change."""
+        with self._write() as conn:
+            if item is None:
+                conn.execute(
+                    delete(link_table).where(
+                        link_table.c.entra_id == entra_id, link_table.c.kind == kind.value
+                    )
+                )
+            else:
+                _save_link(conn, item)
+            _journal(conn, run_id, entra_id, kind, action, eliza_id, changes)
 
     def journal_for(self, entra_id: str, limit: int = 50) -> list[JournalEntry]:
         """The last ``limit`` journal entries of one object, newest first."""
@@ -833,6 +820,56 @@ def _to_cursor(row: Row[Any]) -> Cursor:
         delta_committed_at=row.delta_committed_at,
         full_completed_at=row.full_completed_at,
     )
+
+
+def _save_link(conn: Connection, item: Link) -> None:
+    key = (link_table.c.entra_id == item.entra_id, link_table.c.kind == item.kind.value)
+    values = {
+        "eliza_id": item.eliza_id,
+        "matched_by": item.matched_by,
+        "matched_at": item.matched_at,
+        "pushed": _plain(item.pushed),
+        "pushed_version": item.pushed_version,
+        "status": item.status,
+        "saved": _plain(item.saved),
+    }
+    other = conn.execute(
+        select(link_table.c.entra_id).where(
+            link_table.c.kind == item.kind.value,
+            link_table.c.eliza_id == item.eliza_id,
+            link_table.c.entra_id != item.entra_id,
+        )
+    ).first()
+    if other is not None:
+        raise ConflictError(
+            f"ELIZA {item.kind.value} {item.eliza_id} is already linked to Entra "
+            f"object {other.entra_id}; not linking it to {item.entra_id} as well"
+        )
+    if conn.execute(update(link_table).where(*key).values(values)).rowcount == 0:
+        conn.execute(
+            insert(link_table).values(entra_id=item.entra_id, kind=item.kind.value, **values)
+        )
+
+
+def _journal(
+    conn: Connection,
+    run_id: int,
+    entra_id: str,
+    kind: Kind,
+    action: str,
+    eliza_id: int | None,
+    changes: Mapping[str, Any],
+) -> int:
+    stmt = insert(journal).values(
+        run_id=run_id,
+        at=_now(),
+        entra_id=entra_id,
+        kind=kind.value,
+        action=action,
+        eliza_id=eliza_id,
+        changes=_plain(changes),
+    )
+    return int(conn.execute(stmt.returning(journal.c.id)).scalar_one())
 
 
 def _to_object(row: Row[Any]) -> MirrorObject:

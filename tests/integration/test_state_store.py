@@ -549,6 +549,21 @@ def test_link_round_trips_every_field(store: StateStore) -> None:
     assert store.link_by_eliza_id(Kind.USER, 4711) is None
 
 
+def test_record_push_stores_link_and_journal_together_or_neither(store: StateStore) -> None:
+    store.record_push(make_link("a", 1), 5, "a", Kind.USER, "create", 1, {"username": [None, "x"]})
+    assert store.links_for(["a"])["a"][Kind.USER] == make_link("a", 1)
+    (entry,) = store.journal_for("a")
+    assert (entry.run_id, entry.action, entry.eliza_id) == (5, "create", 1)
+    store.save_link(make_link("b", 2))
+    with pytest.raises(ConflictError):  # ELIZA #2 is b's: neither link nor journal entry lands
+        store.record_push(make_link("c", 2), 5, "c", Kind.USER, "match", 2, {})
+    assert store.links_for(["c"]) == {}
+    assert store.journal_for("c") == []
+    store.record_push(None, 6, "a", Kind.USER, "end", 1, {})
+    assert store.links_for(["a"]) == {}
+    assert [e.action for e in store.journal_for("a")] == ["end", "create"]
+
+
 def test_save_link_replaces_the_existing_link(store: StateStore) -> None:
     store.save_link(make_link("a", 1))
     store.save_link(make_link("a", 2, pushed={"username": "new"}, pushed_version=3))
