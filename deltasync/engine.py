@@ -25,7 +25,7 @@ from deltasync.errors import (
 )
 from deltasync.graph.delta import fingerprint
 from deltasync.mapping import ExpressionError
-from deltasync.matching import MatchSettings, decide_person, decide_user, soft_keys
+from deltasync.matching import Match, MatchSettings, decide_person, decide_user, soft_keys
 from deltasync.models import DeltaPage, Kind, Link, MirrorObject, RoundKind
 from deltasync.planner import (
     Action,
@@ -220,6 +220,16 @@ _DIRECTORY_FIELDS: dict[Kind, tuple[str, ...]] = {
     Kind.USER: ("remote_key", "username", "email"),
     Kind.PERSON: ("remote_key", "user", "email"),
 }
+
+
+def _decided(decision: Match) -> tuple[Mapping[str, Any] | None, str]:
+    """The matched ELIZA object and how it was matched; a conflict raises."""
+    if decision.outcome == "conflict":
+        candidates = [dict(c) for c in decision.candidates]
+        raise ConflictError(decision.reason or "conflict", status=None, body=candidates)
+    if decision.outcome == "match":
+        return decision.target, decision.matched_by or "hard"
+    return None, "created"
 
 
 class Directory:
@@ -769,14 +779,13 @@ class Engine:
     async def _create(self, a: Action, version: int, report: RunReport) -> None:
         """Create, after matching: a lost create is found by remote_key, never duplicated."""
         resource = self._resource(a.kind)
-        own = self._create_pending(a)
         target: Mapping[str, Any] | None = None
         matched_by = "created"
         if a.kind == Kind.USER:
-            target, matched_by = await self._match_user(a, own)
+            target, matched_by = await self._match_user(a)
         elif a.kind == Kind.PERSON:
-            target, matched_by = await self._match_person(a, own)
-        elif own:
+            target, matched_by = await self._match_person(a)
+        elif self._create_pending(a):
             target = await self._find_membership(a)
         if target is not None:
             current = dict(target)
@@ -822,6 +831,7 @@ class Engine:
         self._commit(done, link, report)
 
     def _create_pending(self, a: Action) -> bool:
+        """The journal shows an earlier create of this object whose outcome was never recorded."""
         if self.dry_run:
             return False
         return any(
@@ -829,10 +839,7 @@ class Engine:
             for e in self.store.journal_for(a.entra_id, 50)
         )
 
-    def _conflict(self, a: Action, reason: str, candidates: Sequence[Any]) -> ConflictError:
-        return ConflictError(reason, status=None, body=[dict(c) for c in candidates])
-
-    async def _match_user(self, a: Action, own: bool) -> tuple[Mapping[str, Any] | None, str]:
+    async def _match_user(self, a: Action) -> tuple[Mapping[str, Any] | None, str]:
         d = self._directory
         by_key = await d.users_by("remote_key", a.entra_id)
         soft: dict[str, list[dict[str, Any]]] = {}
@@ -843,10 +850,11 @@ class Engine:
                 field_name = "username" if attribute == "username" else "email"
                 soft[attribute] = await d.users_by(field_name, value)
         linked = {lk.eliza_id: lk.entra_id for lk in self._linked_users(by_key, soft)}
+        own = bool(by_key) and self._create_pending(a)
         decision = decide_user(
             a.entra_id, by_key, soft, self.settings.matching, linked, own_create_pending=own
         )
-        return self._decided(a, decision)
+        return _decided(decision)
 
     def _linked_users(
         self, by_key: Sequence[Mapping[str, Any]], soft: Mapping[str, Sequence[Mapping[str, Any]]]
@@ -855,13 +863,13 @@ class Engine:
         found = [self.store.link_by_eliza_id(Kind.USER, i) for i in ids]
         return [lk for lk in found if lk is not None]
 
-    async def _match_person(self, a: Action, own: bool) -> tuple[Mapping[str, Any] | None, str]:
+    async def _match_person(self, a: Action) -> tuple[Mapping[str, Any] | None, str]:
         d = self._directory
         by_key = await d.persons_by("remote_key", a.entra_id)
         by_user: list[dict[str, Any]] = []
         by_email: list[dict[str, Any]] = []
+        user_id = self.ids.get((a.entra_id, Kind.USER))
         if not by_key:
-            user_id = self.ids.get((a.entra_id, Kind.USER))
             if user_id is not None and user_id > 0:
                 by_user = await d.persons_by("user", user_id)
             email = a.desired.get("email")
@@ -885,16 +893,10 @@ class Engine:
             by_email,
             self.settings.matching,
             linked,
-            own_create_pending=own,
+            own_create_pending=bool(by_key) and self._create_pending(a),
+            user_id=user_id,
         )
-        return self._decided(a, decision)
-
-    def _decided(self, a: Action, decision: Any) -> tuple[Mapping[str, Any] | None, str]:
-        if decision.outcome == "conflict":
-            raise self._conflict(a, decision.reason or "conflict", decision.candidates)
-        if decision.outcome == "match":
-            return decision.target, decision.matched_by or "hard"
-        return None, "created"
+        return _decided(decision)
 
     async def _find_membership(self, a: Action) -> Mapping[str, Any] | None:
         fields = self._resolve(a.fields, None)

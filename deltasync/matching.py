@@ -158,8 +158,13 @@ def decide_person(
     linked_elsewhere: Mapping[int, str],
     *,
     own_create_pending: bool = False,
+    user_id: int | None = None,
 ) -> Match:
-    """Decide how an unlinked Entra user's person meets ELIZA: remote_key, then user, then email."""
+    """Decide how an unlinked Entra user's person meets ELIZA: remote_key, then user, then email.
+
+    ``user_id`` is the ELIZA user linked to this Entra user: a person found by email that
+    belongs to a different account is a conflict, never re-assigned.
+    """
     if len(by_remote_key) > 1:
         return Match(
             "conflict",
@@ -190,6 +195,13 @@ def decide_person(
                 return Match(
                     "conflict",
                     reason=f"the matching ELIZA person already holds remote_key {other}",
+                    candidates=(person,),
+                )
+            account = person.get("user")
+            if attribute == "email" and account is not None and account != user_id:
+                return Match(
+                    "conflict",
+                    reason=f"the matching ELIZA person belongs to another user (#{account})",
                     candidates=(person,),
                 )
             owner = linked_elsewhere.get(int(person["id"]))

@@ -99,3 +99,11 @@ def test_person_matched_by_key_then_user_then_email() -> None:
     assert decide_person("e1", [], [], [p, dict(p, id=21)], ON, {}).outcome == "conflict"
     assert decide_person("e1", [], [], [dict(p, remote_key="x")], ON, {}).outcome == "conflict"
     assert decide_person("e1", [], [], [p], MatchSettings(soft_match=False), {}).outcome == "create"
+
+
+def test_person_found_by_email_but_tied_to_another_account_is_a_conflict() -> None:
+    p = {"id": 20, "remote_key": None, "user": 99}
+    m = decide_person("e1", [], [], [p], ON, {}, user_id=5)
+    assert m.outcome == "conflict"
+    assert "#99" in (m.reason or "")
+    assert decide_person("e1", [], [], [p], ON, {}, user_id=99).outcome == "match"
