@@ -54,8 +54,8 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
 
 
-def _config(path: str | None) -> Config:
-    config = load_config(resolve_config_path(path, os.environ))
+def _config(path: str | None, *, need_secrets: bool = True) -> Config:
+    config = load_config(resolve_config_path(path, os.environ), need_secrets=need_secrets)
     for warning in config.warnings:
         err.print(f"[yellow]warning:[/] {escape(warning)}")
     return config
@@ -327,7 +327,7 @@ def state(
     """Summary: tokens and their age, counts, last runs, pending failures."""
     if ctx.invoked_subcommand is not None:
         return None
-    data = service.state_summary(_config(config))
+    data = service.state_summary(_config(config, need_secrets=False))
     if as_json:
         _print_json(data)
         return 0
@@ -338,7 +338,7 @@ def state(
         f"users: delta token {token}"
         + (f", last round {c['token_age']} ago" if c["token_age"] else "")
         + (f", {c['round_in_progress']} round in progress" if c["round_in_progress"] else "")
-        + (f", last full read {c['last_full_round_at']}" if c["last_full_round_at"] else "")
+        + (f", last full read {c['last_full_round_at'][:19]}" if c["last_full_round_at"] else "")
     )
     out.print(f"mirror: {data['mirror']['users']} Entra users")
     for kind, n in data["links"].items():
@@ -385,7 +385,7 @@ def state_user(
     as_json: JsonOpt = False,
 ) -> int:
     """One person: mirror, links (how matched, when), pushed values, failures, history."""
-    found = service.state_user(_config(config), query)
+    found = service.state_user(_config(config, need_secrets=False), query)
     if as_json:
         _print_json(found)
         return 0 if found else 1
@@ -455,7 +455,7 @@ def state_runs(
     as_json: JsonOpt = False,
 ) -> int:
     """The last runs, newest first."""
-    runs = service.state_runs(_config(config), limit)
+    runs = service.state_runs(_config(config, need_secrets=False), limit)
     if as_json:
         _print_json(runs)
     elif not runs:
@@ -468,7 +468,7 @@ def state_runs(
 @state_app.command("failures")
 def state_failures(config: ConfigOpt = None, as_json: JsonOpt = False) -> int:
     """Objects whose push failed or conflicted, and when each is tried next."""
-    rows = service.state_failures(_config(config))
+    rows = service.state_failures(_config(config, need_secrets=False))
     if as_json:
         _print_json(rows)
         return 0
@@ -501,7 +501,7 @@ def state_reset(
     """Forget delta tokens: the next run reads everything (mirror and links are kept)."""
     if resource not in ("users", "groups", "all"):
         raise UsageError("--resource must be users, groups or all")
-    cfg = _config(config)
+    cfg = _config(config, need_secrets=False)
     if not yes:
         if not sys.stdin.isatty():
             raise UsageError("state reset asks for confirmation; pass --yes when not interactive")
@@ -518,7 +518,7 @@ def export_excel(
     config: ConfigOpt = None,
 ) -> int:
     """Write the mirrored Entra users to an Excel file."""
-    cfg = _config(config)
+    cfg = _config(config, need_secrets=False)
     path = service.export_excel(file, service.mirrored_users(cfg), None)
     out.print(f"wrote {path}")
     return 0
@@ -580,7 +580,7 @@ def sandbox_serve(
 @db_app.command("upgrade")
 def db_upgrade(config: ConfigOpt = None) -> int:
     """Apply the state database migrations (sync does it by itself too)."""
-    before, after = service.db_upgrade(_config(config))
+    before, after = service.db_upgrade(_config(config, need_secrets=False))
     out.print(
         f"state database at revision {after}"
         + (f" (was {before})" if before != after else " (already current)")

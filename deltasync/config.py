@@ -479,7 +479,16 @@ _REF_BODY_RE: Final = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)(?::-(.*))?\Z", re.DO
 
 
 class _Checker:
-    def __init__(self, file: str, base_dir: Path, env: Mapping[str, str], lines: dict[str, int]):
+    def __init__(
+        self,
+        file: str,
+        base_dir: Path,
+        env: Mapping[str, str],
+        lines: dict[str, int],
+        *,
+        need_secrets: bool = True,
+    ):
+        self.need_secrets = need_secrets
         self.file = file
         self.base_dir = base_dir
         self.env = env
@@ -565,6 +574,8 @@ class _Checker:
             found = self.env.get(name)
             if default is not None and not found:
                 return default
+            if found is None and not self.need_secrets and key in _SECRET_KEYS:
+                return f"<{name} not set>"  # a command that never authenticates
             if found is None:
                 self.report(
                     key,
@@ -1324,10 +1335,14 @@ def _groups(c: _Checker, root: Mapping[str, Any]) -> GroupsConfig:
 # Public functions
 
 
-def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    path: Path | str, env: Mapping[str, str] | None = None, *, need_secrets: bool = True
+) -> Config:
     """Read, interpolate and check a configuration file.
 
-    ``env`` is the environment for ``${VAR}`` (default: ``os.environ``).
+    ``env`` is the environment for ``${VAR}`` (default: ``os.environ``). With
+    ``need_secrets=False`` (commands that only read the state database) a secret whose
+    variable is unset is no error; its value is then a placeholder that cannot authenticate.
 
     Raises:
         ConfigError: ``problems`` lists every problem found, each as
@@ -1376,7 +1391,7 @@ def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> Confi
         )
 
     base_dir = Path(os.path.normpath(path.absolute().parent))
-    c = _Checker(file, base_dir, environment, lines)
+    c = _Checker(file, base_dir, environment, lines, need_secrets=need_secrets)
     for dotted, line in duplicates:
         c.problems.append(
             f"{file}: {dotted}: expected each key once, got it again (line {line}; the "

@@ -367,7 +367,9 @@ def state_user(config: Config, query: str) -> list[dict[str, Any]]:
                             "pushed_version": lk.pushed_version,
                             "saved": dict(lk.saved),
                         }
-                        for kind, lk in links.items()
+                        for kind, lk in sorted(
+                            links.items(), key=lambda kv: list(Kind).index(kv[0])
+                        )
                     },
                     "failures": [
                         {

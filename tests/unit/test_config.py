@@ -963,3 +963,20 @@ def test_bad_user_filter_is_reported_with_its_key(tmp_path: Path) -> None:
 
     assert len(found) == 1
     assert ": advanced.user_filter: " in found[0]
+
+
+def test_commands_that_read_only_the_state_load_without_secrets(tmp_path: Path) -> None:
+    path = tmp_path / "entra_sync.yaml"
+    path.write_text(
+        "entra:\n  tenant_id: t\n  client_id: c\n  client_secret: ${NO_SUCH_SECRET}\n"
+        "eliza:\n  base_url: https://firma.myeliza.ch\n  api_token: ${NO_SUCH_TOKEN}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(ConfigError):
+        load_config(path, env={})
+    config = load_config(path, env={}, need_secrets=False)
+    assert config.eliza.api_token.reveal() == "<NO_SUCH_TOKEN not set>"
+    broken = path.read_text(encoding="utf-8").replace("tenant_id: t", "tenant_id: ${NO_TENANT}")
+    path.write_text(broken, encoding="utf-8")
+    with pytest.raises(ConfigError, match="NO_TENANT"):  # only secrets may be missing
+        load_config(path, env={}, need_secrets=False)
