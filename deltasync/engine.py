@@ -25,7 +25,14 @@ from deltasync.errors import (
 )
 from deltasync.graph.delta import fingerprint
 from deltasync.mapping import ExpressionError
-from deltasync.matching import Match, MatchSettings, decide_person, decide_user, soft_keys
+from deltasync.matching import (
+    Match,
+    MatchSettings,
+    decide_person,
+    decide_user,
+    protection,
+    soft_keys,
+)
 from deltasync.models import DeltaPage, Kind, Link, MirrorObject, RoundKind
 from deltasync.planner import (
     Action,
@@ -337,6 +344,7 @@ class Engine:
         self._outages = 0
         self._objects: dict[str, MirrorObject] = {}
         self._failed: set[str] = set()  # Entra ids with a recorded failure
+        self._protected: dict[str, str] = {}  # Entra id -> why its linked account is off limits
         self._directory = Directory(target, resources)
 
     # ----------------------------------------------------------------- run
@@ -456,6 +464,9 @@ class Engine:
         ctx = self._ctx()
         plans = []
         for o in objects:
+            if o.id in self._protected:
+                self._refuse_protected(o, report)
+                continue
             try:
                 plans.append(plan_object(o, self.links.get(o.id, {}), ctx))
             except ExpressionError as exc:
@@ -519,8 +530,25 @@ class Engine:
                         self.store.delete_link(entra_id, kind)
                     del kinds[kind]
                     continue
+                why = protection(actual, self.settings.matching.protected_groups)
+                if kind == Kind.USER and why:
+                    self._protected[entra_id] = f"the linked ELIZA user #{link.eliza_id} {why}"
                 seen = {k: actual[k] for k in link.pushed if k in actual}
                 kinds[kind] = replace(link, pushed={**link.pushed, **seen})
+
+    def _refuse_protected(self, obj: MirrorObject, report: RunReport) -> None:
+        """A linked account became a superuser or joined a protected group: hands off."""
+        reason = self._protected[obj.id] + "; the sync leaves this account alone"
+        label = str(obj.data.get("userPrincipalName") or obj.id)
+        report.conflicts.append(
+            {"entra_id": obj.id, "label": label, "kind": "user", "op": "update", "message": reason}
+        )
+        self.log(f"conflict: {label}: {reason}")
+        if not self.dry_run:
+            self._failed.add(obj.id)
+            self.store.record_failure(
+                obj.id, Kind.USER, "update", "conflict", reason, {}, obj.version, self.now()
+            )
 
     def _fail_planning(self, obj: MirrorObject, exc: Exception, report: RunReport) -> None:
         """A mapping expression failed on this user's data: report it, plan the others."""

@@ -370,3 +370,20 @@ def test_manager_is_set_in_the_same_run_even_when_linked_later(
         (boss,) = eliza_person_of(sandbox, u["manager"])
         assert person["vorgesetzter"] == boss["id"]
     assert sync(managed).counts() == {}
+
+
+def test_verify_target_leaves_a_linked_account_alone_once_it_is_protected(
+    sandbox: Sandbox, config: Config
+) -> None:
+    (entra,) = pick(sandbox)
+    sync(config)
+    (user,) = eliza_user_of(sandbox, entra["id"])
+    group = sandbox.eliza.add_customgroup("Verwaltungsrat")
+    _patch(sandbox, "user", user["id"], {"groups": [1, group["id"]], "last_name": "von Hand"})
+    guarded = tweak(config, "matching", protected_groups=(group["id"],))
+    report = sync(guarded, command="resync", full=True, verify_target=True)
+    assert report.exit_code == 3
+    assert [c["entra_id"] for c in report.conflicts] == [entra["id"]]
+    assert eliza_user_of(sandbox, entra["id"])[0]["last_name"] == "von Hand"  # not repaired
+    (failure,) = service.state_failures(guarded)
+    assert "protected group" in failure["message"]
