@@ -35,6 +35,7 @@ from deltasync.matching import (
 )
 from deltasync.models import DeltaPage, Kind, Link, MirrorObject, RoundKind
 from deltasync.planner import (
+    PROTECTED,
     Action,
     AddToGroups,
     ObjectPlan,
@@ -530,11 +531,21 @@ class Engine:
                         self.store.delete_link(entra_id, kind)
                     del kinds[kind]
                     continue
-                why = protection(actual, self.settings.matching.protected_groups)
-                if kind == Kind.USER and why:
-                    self._protected[entra_id] = f"the linked ELIZA user #{link.eliza_id} {why}"
                 seen = {k: actual[k] for k in link.pushed if k in actual}
-                kinds[kind] = replace(link, pushed={**link.pushed, **seen})
+                link = kinds[kind] = replace(link, pushed={**link.pushed, **seen})
+                if kind != Kind.USER:
+                    continue
+                why = protection(actual, self.settings.matching.protected_groups)
+                if why and link.status != PROTECTED:
+                    self._protected[entra_id] = f"the linked ELIZA user #{link.eliza_id} {why}"
+                elif not why and link.status == PROTECTED:
+                    kinds[kind] = replace(link, status="active")
+                    report.warnings.append(
+                        f"ELIZA user #{link.eliza_id} is no longer protected; the sync manages "
+                        "it again"
+                    )
+                    if not self.dry_run:
+                        self.store.save_link(kinds[kind])
 
     def _refuse_protected(self, obj: MirrorObject, report: RunReport) -> None:
         """A linked account became a superuser or joined a protected group: hands off."""
@@ -545,6 +556,8 @@ class Engine:
         )
         self.log(f"conflict: {label}: {reason}")
         if not self.dry_run:
+            link = self.links[obj.id][Kind.USER]
+            self.store.save_link(replace(link, status=PROTECTED))
             self._failed.add(obj.id)
             self.store.record_failure(
                 obj.id, Kind.USER, "update", "conflict", reason, {}, obj.version, self.now()
@@ -650,7 +663,9 @@ class Engine:
                 self._fail(action, p.version, exc, report)
                 return False
             self._outages = 0
-        if p.entra_id in self._failed and not self.dry_run:
+        user_link = self.links.get(p.entra_id, {}).get(Kind.USER)
+        protected = user_link is not None and user_link.status == PROTECTED
+        if p.entra_id in self._failed and not self.dry_run and not protected:
             for kind in Kind:
                 self.store.clear_failure(p.entra_id, kind)
             self._failed.discard(p.entra_id)

@@ -137,6 +137,7 @@ class PlanContext:
 
 
 USER_ID_FIELDS = ("remote_key",)
+PROTECTED = "protected"  # link status: the account became a superuser or protected; hands off
 NOT_NULLABLE_USER_FIELDS = ("first_name", "last_name")
 MANAGER_FIELD = "vorgesetzter"
 FORMER = "ehemalig"
@@ -488,6 +489,9 @@ def _end(
 def plan_object(obj: MirrorObject, links: Mapping[Kind, Link], ctx: PlanContext) -> ObjectPlan:
     """Every action one Entra object needs, users first, then persons, then memberships."""
     status, policy = scope_status(obj, ctx.scope)
+    user_link = links.get(Kind.USER)
+    if user_link is not None and user_link.status == PROTECTED:
+        return ObjectPlan(obj.id, obj.version, _label(obj), "protected in ELIZA", ())
     actions: list[Action] = []
     user_action = None
     if not ctx.skip_users:

@@ -387,3 +387,14 @@ def test_verify_target_leaves_a_linked_account_alone_once_it_is_protected(
     assert eliza_user_of(sandbox, entra["id"])[0]["last_name"] == "von Hand"  # not repaired
     (failure,) = service.state_failures(guarded)
     assert "protected group" in failure["message"]
+    assert link_of(guarded, entra["id"])["user"]["status"] == "protected"
+    sandbox.graph.update_user(entra["id"], surname="Neu", jobTitle="Neu")
+    later = sync(guarded, retry_failed=True)
+    assert later.counts() == {}  # left alone from then on, person included
+    assert [f["category"] for f in service.state_failures(guarded)] == ["conflict"]
+    assert eliza_user_of(sandbox, entra["id"])[0]["last_name"] == "von Hand"
+    _patch(sandbox, "user", user["id"], {"groups": [1]})  # no longer protected
+    freed = sync(guarded, command="resync", full=True, verify_target=True)
+    assert freed.exit_code == 0
+    assert eliza_user_of(sandbox, entra["id"])[0]["last_name"] == "Neu"
+    assert service.state_failures(guarded) == []

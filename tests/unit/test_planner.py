@@ -345,3 +345,10 @@ def test_selected_properties_cover_mapping_filter_and_matching() -> None:
         "jobTitle",
     ):
         assert prop in select
+
+
+def test_object_whose_account_became_protected_gets_no_action() -> None:
+    links = {**linked(), Kind.USER: link(Kind.USER, 10, pushed_user(), "protected")}
+    plan = plan_object(obj(surname="Neu", accountEnabled=False), links, ctx())
+    assert plan.actions == ()
+    assert plan.status == "protected in ELIZA"
