@@ -345,6 +345,7 @@ class Engine:
         self._outages = 0
         self._objects: dict[str, MirrorObject] = {}
         self._failed: set[str] = set()  # Entra ids with a recorded failure
+        self._fingerprint_current = False
         self._protected: dict[str, str] = {}  # Entra id -> why its linked account is off limits
         self._directory = Directory(target, resources)
 
@@ -448,11 +449,14 @@ class Engine:
 
     # ---------------------------------------------------------------- plan
     async def _plan(self, opts: RunOptions, report: RunReport) -> Plan:
-        everything = opts.verify_target or (
-            self.store.get_meta("plan_fingerprint") != self.settings.plan_fingerprint
+        self._fingerprint_current = (
+            self.store.get_meta("plan_fingerprint") == self.settings.plan_fingerprint
         )
+        everything = opts.verify_target or not self._fingerprint_current
         due = datetime.max.replace(tzinfo=UTC) if opts.retry_failed else self.now()
         objects = self.store.dirty_objects(RESOURCE, due, everything=everything)
+        if not objects:
+            return Plan(())  # nothing dirty: no further reads (the idle hourly run)
         self._failed = {f.entra_id for f in self.store.failures()}
         self.links = {k: dict(v) for k, v in self.store.links_for([o.id for o in objects]).items()}
         person_links = self.store.all_links(Kind.PERSON)
@@ -624,7 +628,7 @@ class Engine:
                 ok = await self._push_object(p, report)
                 if ok and not p.unresolved and p.entra_id not in held_ids:
                     self._settle(p)
-        if not self.dry_run and not report.deferred_objects:
+        if not (self.dry_run or report.deferred_objects or self._fingerprint_current):
             # objects left for later runs must still be re-planned under the new settings
             self.store.set_meta("plan_fingerprint", self.settings.plan_fingerprint)
 

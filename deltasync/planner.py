@@ -21,6 +21,9 @@ class Evaluable(Protocol):
     """A compiled mapping expression (see deltasync.mapping.Expr)."""
 
     @property
+    def source(self) -> str: ...
+
+    @property
     def properties(self) -> frozenset[str]: ...
 
     def evaluate(self, data: Mapping[str, Any], tz: ZoneInfo) -> Any: ...
@@ -28,6 +31,9 @@ class Evaluable(Protocol):
 
 class Predicate(Protocol):
     """A compiled scope filter (see deltasync.filter.Filter)."""
+
+    @property
+    def source(self) -> str: ...
 
     @property
     def properties(self) -> frozenset[str]: ...
@@ -185,7 +191,7 @@ def desired_user(obj: MirrorObject, ctx: PlanContext) -> dict[str, Any]:
 
 
 def desired_person(
-    obj: MirrorObject, links: Mapping[Kind, Link], ctx: PlanContext, user_ref: Any
+    obj: MirrorObject, ctx: PlanContext, user_ref: Any
 ) -> tuple[dict[str, Any], tuple[str, ...]]:
     """The person fields ELIZA should hold, and the fields still waiting for a link."""
     values: dict[str, Any] = {}
@@ -332,7 +338,7 @@ def _plan_person(
     link = links.get(Kind.PERSON)
     label = _label(obj)
     if policy is None:
-        desired, unresolved = desired_person(obj, links, ctx, _user_ref(links, user_action))
+        desired, unresolved = desired_person(obj, ctx, _user_ref(links, user_action))
         if link is None or link.status == "deleted":
             if not ctx.create_persons:
                 return None, unresolved

@@ -86,9 +86,9 @@ def plan_context(config: Config, flags: SyncFlags) -> PlanContext:
 def plan_fingerprint(ctx: PlanContext) -> str:
     """A hash of every setting that changes the desired ELIZA values: a change re-plans all."""
     parts = {
-        "user": sorted((k, v.source) for k, v in ctx.user_mapping.items()),  # type: ignore[attr-defined]
-        "person": sorted((k, v.source) for k, v in ctx.person_mapping.items()),  # type: ignore[attr-defined]
-        "filter": getattr(ctx.scope.user_filter, "source", None),
+        "user": sorted((k, v.source) for k, v in ctx.user_mapping.items()),
+        "person": sorted((k, v.source) for k, v in ctx.person_mapping.items()),
+        "filter": ctx.scope.user_filter.source if ctx.scope.user_filter else None,
         "excluded": [sorted(ctx.scope.excluded_domains), sorted(ctx.scope.excluded_users)],
         "options": [
             ctx.create_users,
