@@ -23,11 +23,13 @@ def sync(config: Config, seams: service.Seams = NO_SEAMS, **kw: Any) -> RunRepor
 
 
 def in_scope(sandbox: Sandbox) -> list[dict[str, Any]]:
-    return [
+    """The Entra users the sandbox config syncs, by UPN."""
+    users = [
         u
         for u in sandbox.graph.users()
         if u.get("accountEnabled") and not str(u["userPrincipalName"]).endswith(EXTERNAL)
     ]
+    return sorted(users, key=lambda u: str(u["userPrincipalName"]))
 
 
 def writes(sandbox: Sandbox) -> list[Any]:

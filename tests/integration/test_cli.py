@@ -15,14 +15,13 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from e2e_helpers import in_scope
 from openpyxl import load_workbook
 
 from deltasync import __version__, service
 from deltasync.cli import run_cli
 from deltasync.config import load_config
 from deltasync.sandbox.server import CLIENT_SECRET_VAR, ELIZA_TOKEN_VAR, Sandbox, start_sandbox
-
-EXTERNAL = "external.firma.ch"
 
 
 @dataclass
@@ -72,24 +71,13 @@ def sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, cli: Cli) -> Iterat
         monkeypatch.setenv(name, value)
     cli.secret_sources.append(lambda: set(sb.env.values()))
     cli.secret_sources.append(lambda: set(sb.tokens.issued))  # access tokens handed out
-    try:
+    with sb:
         yield sb
-    finally:
-        sb.stop()
 
 
 @pytest.fixture
 def cfg(sandbox: Sandbox) -> str:
     return str(sandbox.config_path)
-
-
-def in_scope(sandbox: Sandbox) -> list[dict[str, Any]]:
-    users = [
-        u
-        for u in sandbox.graph.users()
-        if u.get("accountEnabled") and not str(u["userPrincipalName"]).endswith(EXTERNAL)
-    ]
-    return sorted(users, key=lambda u: str(u["userPrincipalName"]))
 
 
 def linked_users(sandbox: Sandbox) -> dict[str, dict[str, Any]]:

@@ -23,11 +23,8 @@ TODAY = datetime.now(ZoneInfo("Europe/Zurich")).date().isoformat()
 
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    sb = start_sandbox(tmp_path, users=30, seed=5, page_size=12)
-    try:
+    with start_sandbox(tmp_path, users=30, seed=5, page_size=12) as sb:
         yield sb
-    finally:
-        sb.stop()
 
 
 @pytest.fixture

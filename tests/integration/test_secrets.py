@@ -14,11 +14,8 @@ from deltasync.sandbox.server import Sandbox, start_sandbox
 
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    sb = start_sandbox(tmp_path, users=20, seed=11, page_size=8)
-    try:
+    with start_sandbox(tmp_path, users=20, seed=11, page_size=8) as sb:
         yield sb
-    finally:
-        sb.stop()
 
 
 def secrets_of(sandbox: Sandbox) -> list[str]:

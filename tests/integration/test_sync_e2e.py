@@ -36,11 +36,8 @@ from deltasync.sandbox.server import Sandbox, start_sandbox
 
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    sb = start_sandbox(tmp_path, users=40, seed=3, page_size=15)
-    try:
+    with start_sandbox(tmp_path, users=40, seed=3, page_size=15) as sb:
         yield sb
-    finally:
-        sb.stop()
 
 
 @pytest.fixture
