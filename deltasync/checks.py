@@ -112,7 +112,7 @@ async def _eliza_checks(config: Config, client: ElizaClient) -> list[dict[str, s
     }
     mapped = {
         "user": set(config.field_mapping.user) | EXTRA_FIELDS["user"],
-        "mitarbeitende": set(config.field_mapping.mitarbeitende) | EXTRA_FIELDS["mitarbeitende"],
+        "mitarbeitende": set(config.field_mapping.person) | EXTRA_FIELDS["mitarbeitende"],
     }
     for key, names in mapped.items():
         known_fields = fields.get(key)

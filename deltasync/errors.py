@@ -4,6 +4,8 @@
 
     DeltaSyncError
     ├── ConfigError                 fix the configuration file (exit 2)
+    │   ├── ExpressionError         a field_mapping expression is invalid
+    │   └── FilterError             advanced.user_filter is not a filter deltasync can evaluate
     ├── UsageError                  fix the command line (exit 2)
     ├── LeaseHeldError              another run is active; try later (exit 75)
     ├── DeltaTokenExpiredError      the engine starts a full round by itself
@@ -39,6 +41,24 @@ class ConfigError(DeltaSyncError):
     def __init__(self, problems: Sequence[str] | str) -> None:
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         super().__init__("\n".join(self.problems))
+
+
+class ExpressionError(ConfigError, ValueError):
+    """A mapping expression is invalid; the message says what is wrong.
+
+    ``problems`` lists every problem found (one for ``compile_expr``, one per bad field for
+    ``merge_mapping``, each prefixed with its field name); the message joins them with ``"; "``.
+    Raised at evaluation time too, when ``date`` meets a value that is no date: the engine then
+    fails only that object.
+    """
+
+    def __init__(self, message: str, problems: Sequence[str] | None = None) -> None:
+        DeltaSyncError.__init__(self, message)
+        self.problems = list(problems) if problems else [message]
+
+
+class FilterError(ConfigError, ValueError):
+    """The filter text is not a filter deltasync can evaluate; the message says where."""
 
 
 class UsageError(DeltaSyncError):

@@ -63,14 +63,14 @@ def plan_context(config: Config, flags: SyncFlags) -> PlanContext:
     so = config.sync_options
     return PlanContext(
         user_mapping=dict(config.field_mapping.user),
-        person_mapping=dict(config.field_mapping.mitarbeitende),
+        person_mapping=dict(config.field_mapping.person),
         tz=config.timezone,
         today=today,
         scope=Scope(adv.user_filter, tuple(adv.excluded_domains), tuple(adv.excluded_users)),
         create_users=so.create_users,
         update_users=so.update_users,
-        create_persons=so.create_mitarbeitende,
-        update_persons=so.update_mitarbeitende,
+        create_persons=so.create_persons,
+        update_persons=so.update_persons,
         skip_users=flags.skip_users,
         skip_persons=flags.skip_persons,
         on_disable=config.deprovisioning.on_disable,

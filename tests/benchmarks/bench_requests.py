@@ -218,7 +218,7 @@ def seed_existing(sb: Sandbox, config: Config) -> int:
         user = sb.eliza.add_user(**user_fields, is_active=True)
         person_fields = {
             name: _plain(expr.evaluate(entra, tz))
-            for name, expr in config.field_mapping.mitarbeitende.items()
+            for name, expr in config.field_mapping.person.items()
         }
         sb.eliza.add_person(**person_fields, user=int(user["id"]), anstellungsart="intern")
         n += 1

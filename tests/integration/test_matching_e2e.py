@@ -354,9 +354,9 @@ def test_unknown_orgunit_id_is_a_configuration_error_before_any_write(
 def test_manager_is_set_in_the_same_run_even_when_linked_later(
     sandbox: Sandbox, config: Config
 ) -> None:
-    mapping = {**config.field_mapping.mitarbeitende, "vorgesetzter": compile_expr("manager")}
+    mapping = {**config.field_mapping.person, "vorgesetzter": compile_expr("manager")}
     managed = dataclasses.replace(
-        config, field_mapping=dataclasses.replace(config.field_mapping, mitarbeitende=mapping)
+        config, field_mapping=dataclasses.replace(config.field_mapping, person=mapping)
     )
     report = sync(managed)
     assert report.exit_code == 0

@@ -306,12 +306,12 @@ def test_mapping_change_replans_from_the_mirror_without_a_full_round(
 ) -> None:
     sync(config)
     upper = load_config(sandbox.config_path, env=sandbox.env)
-    mapping = dict(upper.field_mapping.mitarbeitende)
+    mapping = dict(upper.field_mapping.person)
     from deltasync.mapping import compile_expr
 
     mapping["position"] = compile_expr("jobTitle | upper")
     upper = dataclasses.replace(
-        upper, field_mapping=dataclasses.replace(upper.field_mapping, mitarbeitende=mapping)
+        upper, field_mapping=dataclasses.replace(upper.field_mapping, person=mapping)
     )
     sandbox.graph.reset_log()
     report = sync(upper)
@@ -327,9 +327,9 @@ def test_new_selected_property_starts_a_full_round(sandbox: Sandbox, config: Con
     sync(config)
     from deltasync.mapping import compile_expr
 
-    mapping = {**config.field_mapping.mitarbeitende, "kurzzeichen": compile_expr("employeeId")}
+    mapping = {**config.field_mapping.person, "kurzzeichen": compile_expr("employeeId")}
     wider = dataclasses.replace(
-        config, field_mapping=dataclasses.replace(config.field_mapping, mitarbeitende=mapping)
+        config, field_mapping=dataclasses.replace(config.field_mapping, person=mapping)
     )
     report = sync(wider)
     assert report.round_kind == "full"

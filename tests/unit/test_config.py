@@ -132,8 +132,8 @@ def test_seed_example_loads_unchanged(tmp_path: Path) -> None:
     assert dataclasses.asdict(config.sync_options) == {
         "create_users": True,
         "update_users": True,
-        "create_mitarbeitende": True,
-        "update_mitarbeitende": True,
+        "create_persons": True,  # sync_options.create_mitarbeitende
+        "update_persons": True,  # sync_options.update_mitarbeitende
         "sync_groups": False,
     }
 
@@ -159,7 +159,7 @@ def test_seed_advanced_examples_load_unchanged(tmp_path: Path) -> None:
         "first_name": "givenName",
         "last_name": "surname",
     }
-    person = config.field_mapping.mitarbeitende
+    person = config.field_mapping.person
     assert person["telefon"].source == "mobilePhone"
     assert person["position"].source == "jobTitle"
     assert person["abteilung"].source == "department"
@@ -250,8 +250,8 @@ def test_minimal_file_gets_every_default(tmp_path: Path) -> None:
         "customgroup": "customgroup",
     }
     so = config.sync_options
-    assert (so.create_users, so.update_users, so.create_mitarbeitende) == (True, True, True)
-    assert (so.update_mitarbeitende, so.sync_groups) == (True, False)
+    assert (so.create_users, so.update_users, so.create_persons) == (True, True, True)
+    assert (so.update_persons, so.sync_groups) == (True, False)
     assert config.orgunit_mapping == {}
     assert {k: e.source for k, e in config.field_mapping.user.items()} == {
         "username": "userPrincipalName",
@@ -259,7 +259,7 @@ def test_minimal_file_gets_every_default(tmp_path: Path) -> None:
         "first_name": "givenName",
         "last_name": "surname",
     }
-    assert {k: e.source for k, e in config.field_mapping.mitarbeitende.items()} == {
+    assert {k: e.source for k, e in config.field_mapping.person.items()} == {
         "vorname": "givenName",
         "nachname": "surname",
         "email": "mail",
@@ -386,7 +386,7 @@ def test_env_variables_are_replaced_in_every_string(tmp_path: Path) -> None:
     assert config.entra.client_secret == Secret(SECRET)
     assert config.advanced.excluded_users == ("admin@firma.ch", "svc@firma.ch")
     assert config.state.url == "postgresql+psycopg://sync@db/deltasync"
-    assert config.field_mapping.mitarbeitende["position"].source == "jobTitle"
+    assert config.field_mapping.person["position"].source == "jobTitle"
 
 
 def test_env_default_applies_when_unset_or_empty(tmp_path: Path) -> None:
@@ -905,7 +905,7 @@ def test_field_mapping_extends_overrides_and_removes_defaults(tmp_path: Path) ->
     )
 
     user = config.field_mapping.user
-    person = config.field_mapping.mitarbeitende
+    person = config.field_mapping.person
     assert set(user) == {"username", "email", "last_name"}
     assert user["email"].evaluate({"mail": "Max.Muster@Firma.CH"}, config.timezone) == (
         "max.muster@firma.ch"

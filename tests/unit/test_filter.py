@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from deltasync.errors import ConfigError, exit_code_for
 from deltasync.filter import (
     GRAPH_USER_PROPERTIES,
     Filter,
@@ -576,3 +577,12 @@ def test_property_name_problem(name: str, problem: str | None) -> None:
 def test_known_properties_are_valid_names() -> None:
     assert "accountEnabled" in GRAPH_USER_PROPERTIES
     assert all(property_name_problem(name) is None for name in GRAPH_USER_PROPERTIES)
+
+
+def test_filter_error_is_a_config_error() -> None:
+    with pytest.raises(FilterError) as caught:
+        parse_filter("accountEnabled eq 'true'")
+    assert isinstance(caught.value, ConfigError)
+    assert isinstance(caught.value, ValueError)
+    assert exit_code_for(caught.value) == 2
+    assert caught.value.problems == [str(caught.value)]

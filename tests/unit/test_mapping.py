@@ -8,6 +8,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from deltasync.errors import ConfigError, exit_code_for
+from deltasync.fields import (
+    ELIZA_FIELDS,
+    blank_when_null,
+    default_mapping,
+    required_fields,
+    reserved_fields,
+)
 from deltasync.mapping import (
     DEFAULT_PERSON_MAPPING,
     DEFAULT_USER_MAPPING,
@@ -19,6 +27,7 @@ from deltasync.mapping import (
     merge_mapping,
     primary_smtp,
 )
+from deltasync.models import Kind
 
 ZURICH = ZoneInfo("Europe/Zurich")
 
@@ -499,3 +508,26 @@ def test_primary_smtp(addresses: Any, expected: str | None) -> None:
 )
 def test_initials(name: str, expected: str) -> None:
     assert initials(name) == expected
+
+
+def test_expression_error_is_a_config_error() -> None:
+    with pytest.raises(ExpressionError) as caught:
+        compile_expr("mail | shout")
+    assert isinstance(caught.value, ConfigError)
+    assert isinstance(caught.value, ValueError)
+    assert exit_code_for(caught.value) == 2
+    assert caught.value.problems == [str(caught.value)]
+
+
+def test_field_table_is_the_home_of_the_mapping_rules() -> None:
+    assert default_mapping(Kind.USER) == DEFAULT_USER_MAPPING
+    assert default_mapping(Kind.PERSON) == DEFAULT_PERSON_MAPPING
+    assert {"id", "remote_key", "is_active", "user", "groups"} == RESERVED_FIELDS
+    assert set(reserved_fields(Kind.USER)) == {"id", "remote_key", "is_active", "groups"}
+    assert set(reserved_fields(Kind.PERSON)) == {"id", "remote_key", "user"}
+    assert required_fields(Kind.USER) == {"username"}
+    assert required_fields(Kind.PERSON) == {"vorname", "nachname"}
+    assert blank_when_null(Kind.USER) == ("first_name", "last_name")
+    planner_owned = {n for n, f in ELIZA_FIELDS[Kind.PERSON].items() if f.planner}
+    assert {"anstellungsart", "austrittsdatum", "remote_key", "user"} <= planner_owned
+    assert all(f.planner for f in ELIZA_FIELDS[Kind.MEMBERSHIP].values() if f.required)
