@@ -56,7 +56,9 @@ def tables(engine: Engine) -> set[str]:
 
 
 def test_the_head_revision_known_to_the_code_is_the_migrations_head() -> None:
-    assert head_revision() == HEAD_REVISION
+    assert head_revision() == HEAD_REVISION, (
+        "a migration was added: set deltasync.state.revision.HEAD_REVISION to its revision id"
+    )
 
 
 def test_opening_an_up_to_date_store_does_not_import_alembic(tmp_path: Path) -> None:
