@@ -10,7 +10,6 @@ dicts and the exceptions of deltasync.errors.
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,10 +20,11 @@ import httpx
 from deltasync.eliza.dryrun import BlockedWrite, DryRunEliza
 from deltasync.eliza.http import ElizaHttp, SleepFn, is_json, parse_retry_after
 from deltasync.eliza.resources import (
-    CASE_INSENSITIVE,
     PATH_KEYS,
     SCHEMA_PATH,
     Resource,
+    matches,
+    query_value,
     resolve_paths,
 )
 from deltasync.eliza.schema import schema_fields
@@ -196,7 +196,7 @@ class ElizaClient:
         """
         res = Resource(resource)
         rows = await self._read_list(res, filters)
-        found = [row for row in rows if _matches(res, row, filters)]
+        found = [row for row in rows if matches(res, row, filters)]
         if len(found) != len(rows):
             logger.debug(
                 "ELIZA returned %d %s objects for %s; %d really match (a filter was ignored)",
@@ -248,7 +248,7 @@ class ElizaClient:
     async def _read_list(self, res: Resource, filters: Mapping[str, Any]) -> list[dict[str, Any]]:
         path = self.path(res)
         params: dict[str, str] = {
-            name: _query_value(value) for name, value in filters.items() if value is not None
+            name: query_value(value) for name, value in filters.items() if value is not None
         }
         params["limit"] = str(self.page_size)
         url: str | None = self._http.url(httpx.URL(path, params=params).raw_path.decode("ascii"))
@@ -305,42 +305,6 @@ class ElizaClient:
         res = Resource(resource)
         response = await self._http.send("DELETE", self.path(res, id))
         self._http.check(response, "DELETE", res.value, id)
-
-
-def _query_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, enum.Enum):
-        return str(value.value)
-    return str(value)
-
-
-def _norm(value: Any) -> Any:
-    """Filter values and object values compared on the wire form: bools as "true"/"false"."""
-    if value is None:
-        return None
-    return _query_value(value)
-
-
-def _matches(res: Resource, obj: Mapping[str, Any], filters: Mapping[str, Any]) -> bool:
-    """Whether one returned object really satisfies every filter."""
-    insensitive = CASE_INSENSITIVE.get(res, frozenset())
-    for name, wanted in filters.items():
-        if name not in obj:
-            return False
-        have = obj[name]
-        if wanted is None or have is None:
-            if wanted is not have:
-                return False
-            continue
-        if isinstance(have, (dict, list)):
-            return False
-        a, b = _norm(have), _norm(wanted)
-        if name in insensitive:
-            a, b = a.lower(), b.lower()
-        if a != b:
-            return False
-    return True
 
 
 def _object(value: Any, method: str, path: str) -> dict[str, Any]:

@@ -1,9 +1,11 @@
-"""The ELIZA resources deltasync uses and where they live below ``<base>/api/``."""
+"""The ELIZA resources deltasync uses, where they live below ``<base>/api/``, and how ELIZA
+compares their list filters (which a lookup must verify, as ELIZA ignores unknown ones)."""
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
+from typing import Any
 
 SCHEMA_PATH = "/api/schema/"
 
@@ -51,3 +53,40 @@ def resolve_paths(overrides: Mapping[str, str]) -> dict[Resource, str]:
             raise ValueError(f"eliza.paths.{key} is empty")
         paths[PATH_KEYS[key]] = cleaned
     return paths
+
+
+def query_value(value: Any) -> str:
+    """A filter value as ELIZA reads it from a query string."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    return str(value)
+
+
+def _norm(value: Any) -> Any:
+    """Filter values and object values compared on the wire form: bools as "true"/"false"."""
+    if value is None:
+        return None
+    return query_value(value)
+
+
+def matches(res: Resource, obj: Mapping[str, Any], filters: Mapping[str, Any]) -> bool:
+    """Whether one returned object really satisfies every filter."""
+    insensitive = CASE_INSENSITIVE.get(res, frozenset())
+    for name, wanted in filters.items():
+        if name not in obj:
+            return False
+        have = obj[name]
+        if wanted is None or have is None:
+            if wanted is not have:
+                return False
+            continue
+        if isinstance(have, (dict, list)):
+            return False
+        a, b = _norm(have), _norm(wanted)
+        if name in insensitive:
+            a, b = a.lower(), b.lower()
+        if a != b:
+            return False
+    return True
