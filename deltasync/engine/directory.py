@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from deltasync import fields as f
 from deltasync.engine.ports import Collections, Target
 from deltasync.models import Kind
 
 #: The fields matching looks ELIZA users and persons up by (the prefetched rows are indexed).
 _INDEXED: dict[Kind, tuple[str, ...]] = {
-    Kind.USER: ("remote_key", "username", "email"),
-    Kind.PERSON: ("remote_key", "user", "email"),
+    Kind.USER: (f.REMOTE_KEY, f.USERNAME, f.EMAIL),
+    Kind.PERSON: (f.REMOTE_KEY, f.PERSON_USER, f.EMAIL),
 }
 
 
@@ -32,7 +33,7 @@ class Directory:
 
     @staticmethod
     def _norm(kind: Kind, name: str, value: Any) -> Any:
-        if kind == Kind.USER and name in ("username", "email"):
+        if kind == Kind.USER and name in (f.USERNAME, f.EMAIL):
             return str(value or "").lower()
         return value
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from deltasync import fields as f
 from deltasync.engine.context import Run
 from deltasync.errors import ConflictError
 from deltasync.matching import Match, Outcome, decide_person, decide_user, soft_keys
 from deltasync.models import Kind, Link, MatchedBy
-from deltasync.plan import names as n
 from deltasync.plan.actions import Action
 from deltasync.plan.resolve import resolve_fields
 
@@ -37,13 +37,13 @@ async def existing(run: Run, a: Action) -> tuple[Mapping[str, Any] | None, Match
 
 async def _match_user(run: Run, a: Action) -> tuple[Mapping[str, Any] | None, MatchedBy]:
     d = run.directory
-    by_key = await d.users_by(n.REMOTE_KEY, a.entra_id)
+    by_key = await d.users_by(f.REMOTE_KEY, a.entra_id)
     soft: dict[str, list[dict[str, Any]]] = {}
     if not by_key and run.settings.matching.soft_match:
         obj = run.objects.get(a.entra_id)
         keys = soft_keys(obj.data if obj else {})
         for attribute, value in keys.items():
-            field_name = "username" if attribute == "username" else "email"
+            field_name = f.USERNAME if attribute == "username" else f.EMAIL
             soft[attribute] = await d.users_by(field_name, value)
     linked = {lk.eliza_id: lk.entra_id for lk in _linked_users(run, by_key, soft)}
     own = bool(by_key) and run.ledger.create_pending(a.entra_id, a.kind)
@@ -65,16 +65,16 @@ def _linked_users(
 
 async def _match_person(run: Run, a: Action) -> tuple[Mapping[str, Any] | None, MatchedBy]:
     d = run.directory
-    by_key = await d.persons_by(n.REMOTE_KEY, a.entra_id)
+    by_key = await d.persons_by(f.REMOTE_KEY, a.entra_id)
     by_user: list[dict[str, Any]] = []
     by_email: list[dict[str, Any]] = []
     user_id = run.ids.get((a.entra_id, Kind.USER))
     if not by_key:
         if user_id is not None and user_id > 0:
-            by_user = await d.persons_by(n.USER, user_id)
-        email = a.desired.get("email")
+            by_user = await d.persons_by(f.PERSON_USER, user_id)
+        email = a.desired.get(f.EMAIL)
         if not by_user and isinstance(email, str) and email and run.settings.matching.soft_match:
-            by_email = await d.persons_by("email", email)
+            by_email = await d.persons_by(f.EMAIL, email)
     linked = {}
     for i in {int(p["id"]) for p in (*by_key, *by_user, *by_email)}:
         lk = run.store.link_by_eliza_id(Kind.PERSON, i)
@@ -97,7 +97,7 @@ async def _find_membership(run: Run, a: Action) -> Mapping[str, Any] | None:
     """The one open membership of the person in the org unit (a lost create), or None."""
     fields = resolve_fields(a.fields, None, run.ids)
     found = await run.target.find(
-        run.names.MEMBERSHIP, **{n.MEMBER: fields[n.MEMBER], n.ORGUNIT: fields[n.ORGUNIT]}
+        run.names.MEMBERSHIP, **{f.MEMBER: fields[f.MEMBER], f.ORGUNIT: fields[f.ORGUNIT]}
     )
-    open_ = [m for m in found if m.get(n.VALID_UNTIL) is None]
+    open_ = [m for m in found if m.get(f.BIS) is None]
     return open_[0] if len(open_) == 1 else None

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from deltasync import fields as f
 from deltasync.engine.context import Run
 from deltasync.engine.directory import Directory
 from deltasync.engine.match import existing
@@ -34,7 +35,6 @@ from deltasync.errors import (
     ServiceUnavailableError,
 )
 from deltasync.models import Kind, Link, LinkStatus
-from deltasync.plan import names as n
 from deltasync.plan.actions import Action, ObjectPlan, Op, Plan
 from deltasync.plan.objects import plan_object
 from deltasync.plan.resolve import Write, changed, created, matched, needs_current
@@ -206,7 +206,7 @@ class _Push:
 async def _check_orgunits(run: Run, plan: Plan) -> None:
     """A mapped org unit ELIZA does not know is a configuration error, found before writing."""
     targets = {
-        a.fields[n.ORGUNIT] for a in plan.actions if a.kind == Kind.MEMBERSHIP and a.op == Op.CREATE
+        a.fields[f.ORGUNIT] for a in plan.actions if a.kind == Kind.MEMBERSHIP and a.op == Op.CREATE
     }
     if not targets:
         return

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from deltasync import fields as f
 from deltasync.models import Kind, Link, LinkStatus, MirrorObject
-from deltasync.plan import names as n
+from deltasync.plan import memory as m
 from deltasync.plan.actions import Action, Op, Ref
 from deltasync.plan.context import PlanContext
 from deltasync.plan.scope import label
@@ -30,7 +31,7 @@ def plan_memberships(
         if open_link and link is not None:
             actions.append(_end(obj.id, link, today, f"deprovision: {status}", name, True))
         return actions, ()
-    company = obj.data.get("companyName")
+    company = obj.data.get(f.ORGUNIT_PROPERTY)
     target = ctx.orgunit_mapping.get(company) if isinstance(company, str) else None
     notes = (f"unmapped company {company!r}",) if company and target is None else ()
     person = links.get(Kind.PERSON)
@@ -41,11 +42,11 @@ def plan_memberships(
         person_ref = Ref(Kind.PERSON, obj.id)
     else:
         return actions, notes
-    current = link.pushed.get(n.ORGUNIT) if link is not None else None
+    current = link.pushed.get(f.ORGUNIT) if link is not None else None
     reopen = (
         link is not None
         and link.status == LinkStatus.DEACTIVATED
-        and link.saved.get(n.ENDED_BY_SYNC)
+        and link.saved.get(m.ENDED_BY_SYNC)
     )
     if reopen and link is not None and target == current:
         actions.append(
@@ -54,11 +55,11 @@ def plan_memberships(
                 Kind.MEMBERSHIP,
                 Op.REOPEN,
                 link.eliza_id,
-                {n.VALID_UNTIL: None},
-                {n.VALID_UNTIL: (link.pushed.get(n.VALID_UNTIL), None)},
+                {f.BIS: None},
+                {f.BIS: (link.pushed.get(f.BIS), None)},
                 "back in scope",
                 name,
-                {**link.pushed, n.VALID_UNTIL: None},
+                {**link.pushed, f.BIS: None},
                 saved={},
             )
         )
@@ -68,7 +69,7 @@ def plan_memberships(
             return actions, notes
         actions.append(_end(obj.id, link, today, "company changed", name, False))
     if target is not None:
-        fields = {n.MEMBER: person_ref, n.ORGUNIT: target, n.VALID_FROM: today, n.VALID_UNTIL: None}
+        fields = {f.MEMBER: person_ref, f.ORGUNIT: target, f.VON: today, f.BIS: None}
         actions.append(
             Action(
                 obj.id,
@@ -76,7 +77,7 @@ def plan_memberships(
                 Op.CREATE,
                 None,
                 fields,
-                {n.ORGUNIT: (current, target)},
+                {f.ORGUNIT: (current, target)},
                 f"company {company!r}",
                 name,
                 fields,
@@ -93,10 +94,10 @@ def _end(
         Kind.MEMBERSHIP,
         Op.END,
         link.eliza_id,
-        {n.VALID_UNTIL: today},
-        {n.VALID_UNTIL: (None, today)},
+        {f.BIS: today},
+        {f.BIS: (None, today)},
         reason,
         name,
-        {**link.pushed, n.VALID_UNTIL: today},
-        saved={n.ENDED_BY_SYNC: True} if by_deprovision else {},
+        {**link.pushed, f.BIS: today},
+        saved={m.ENDED_BY_SYNC: True} if by_deprovision else {},
     )

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from deltasync import fields as f
 from deltasync.models import Kind, Link, LinkStatus, MirrorObject
-from deltasync.plan import names as n
+from deltasync.plan import memory as m
 from deltasync.plan.actions import Action, Op, Ref, diff
 from deltasync.plan.context import PlanContext, deprovision_op
 from deltasync.plan.scope import label
@@ -20,16 +21,16 @@ def desired_person(
     unresolved: list[str] = []
     for name, expr in ctx.person_mapping.items():
         value = expr.evaluate(obj.data, ctx.tz)
-        if name == n.MANAGER and value is not None:
+        if name == f.MANAGER and value is not None:
             manager = ctx.person_ids.get(str(value))
             if manager is None:
                 unresolved.append(name)
                 continue
             value = manager
         values[name] = value
-    values[n.REMOTE_KEY] = obj.id
+    values[f.REMOTE_KEY] = obj.id
     if user_ref is not None:  # without a linked user, leave ELIZA's value alone
-        values[n.USER] = user_ref
+        values[f.PERSON_USER] = user_ref
     return values, tuple(unresolved)
 
 
@@ -67,12 +68,12 @@ def plan_person(
         Kind.PERSON,
         Op.DEACTIVATE,
         link.eliza_id,
-        {n.EMPLOYMENT: n.FORMER},
-        {n.EMPLOYMENT: (link.pushed.get(n.EMPLOYMENT), n.FORMER)},
+        {f.ANSTELLUNGSART: f.EMPLOYMENT_FORMER},
+        {f.ANSTELLUNGSART: (link.pushed.get(f.ANSTELLUNGSART), f.EMPLOYMENT_FORMER)},
         f"deprovision: {status}",
         label(obj),
-        {**link.pushed, n.EMPLOYMENT: n.FORMER},
-        if_empty={n.EXIT_DATE: ctx.today.isoformat()},
+        {**link.pushed, f.ANSTELLUNGSART: f.EMPLOYMENT_FORMER},
+        if_empty={f.AUSTRITTSDATUM: ctx.today.isoformat()},
     ), ()
 
 
@@ -97,9 +98,12 @@ def _in_scope(
     changes = diff(desired, link.pushed) if ctx.update_persons else {}
     if link.status == LinkStatus.DEACTIVATED:
         saved = link.saved
-        changes[n.EMPLOYMENT] = (n.FORMER, saved.get(n.SAVED_EMPLOYMENT) or n.DEFAULT_EMPLOYMENT)
-        if saved.get(n.SAVED_EXIT_DATE_SET):
-            changes[n.EXIT_DATE] = (saved.get(n.SAVED_EXIT_DATE), None)
+        changes[f.ANSTELLUNGSART] = (
+            f.EMPLOYMENT_FORMER,
+            saved.get(m.SAVED_EMPLOYMENT) or f.EMPLOYMENT_DEFAULT,
+        )
+        if saved.get(m.SAVED_EXIT_DATE_SET):
+            changes[f.AUSTRITTSDATUM] = (saved.get(m.SAVED_EXIT_DATE), None)
         return Action(
             obj.id,
             Kind.PERSON,
@@ -131,7 +135,7 @@ def memory_after_filling(current: Mapping[str, Any], filled: Mapping[str, Any]) 
     """What a person's deprovisioning must remember to undo: the employment type it replaced
     and whether it set the exit date (only where ELIZA had none)."""
     return {
-        n.SAVED_EMPLOYMENT: current.get(n.EMPLOYMENT),
-        n.SAVED_EXIT_DATE_SET: n.EXIT_DATE in filled,
-        n.SAVED_EXIT_DATE: filled.get(n.EXIT_DATE),
+        m.SAVED_EMPLOYMENT: current.get(f.ANSTELLUNGSART),
+        m.SAVED_EXIT_DATE_SET: f.AUSTRITTSDATUM in filled,
+        m.SAVED_EXIT_DATE: filled.get(f.AUSTRITTSDATUM),
     }

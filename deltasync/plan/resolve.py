@@ -13,8 +13,9 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+from deltasync import fields as f
 from deltasync.models import Kind, Link, LinkStatus, MatchedBy
-from deltasync.plan import names as n
+from deltasync.plan import memory as m
 from deltasync.plan.actions import Action, AddToGroups, Op, Ref, diff
 from deltasync.plan.persons import memory_after_filling
 
@@ -61,7 +62,7 @@ def resolve_fields(
         if isinstance(value, Ref):
             value = ids.get((value.entra_id, value.kind))
         elif isinstance(value, AddToGroups):
-            have = list((current or {}).get(n.GROUPS) or [])
+            have = list((current or {}).get(f.GROUPS) or [])
             value = have + [g for g in value.ids if g not in have]
         out[name] = value
     return out
@@ -73,15 +74,15 @@ def needs_current(a: Action) -> bool:
 
 
 def _pushed(a: Action, ids: Ids) -> dict[str, Any]:
-    return {k: v for k, v in resolve_fields(a.desired, None, ids).items() if k != n.GROUPS}
+    return {k: v for k, v in resolve_fields(a.desired, None, ids).items() if k != f.GROUPS}
 
 
 def created(a: Action, ids: Ids) -> Write:
     """A CREATE that matched nothing: POST every field."""
     body = resolve_fields(a.fields, None, ids)
-    shown = {k: (None, v) for k, v in body.items() if k != n.GROUPS}
-    if n.GROUPS in body:
-        shown[n.GROUPS] = (None, body[n.GROUPS])
+    shown = {k: (None, v) for k, v in body.items() if k != f.GROUPS}
+    if f.GROUPS in body:
+        shown[f.GROUPS] = (None, body[f.GROUPS])
     return Write(replace(a, changes=shown), body, _pushed(a, ids))
 
 
@@ -89,13 +90,13 @@ def matched(a: Action, target: Mapping[str, Any], matched_by: MatchedBy, ids: Id
     """A CREATE that found its ELIZA object: PATCH only what differs from it, then link it."""
     current = dict(target)
     desired = resolve_fields(a.desired, current, ids)
-    changes = diff({k: v for k, v in desired.items() if k != n.GROUPS_ADDED}, current)
+    changes = diff({k: v for k, v in desired.items() if k != m.GROUPS_ADDED}, current)
     body = {k: new for k, (_, new) in changes.items()}
-    if n.GROUPS in a.fields:
-        groups = resolve_fields({n.GROUPS: a.fields[n.GROUPS]}, current, ids)[n.GROUPS]
-        if groups != current.get(n.GROUPS):
-            body[n.GROUPS] = groups
-            changes[n.GROUPS] = (current.get(n.GROUPS), groups)
+    if f.GROUPS in a.fields:
+        groups = resolve_fields({f.GROUPS: a.fields[f.GROUPS]}, current, ids)[f.GROUPS]
+        if groups != current.get(f.GROUPS):
+            body[f.GROUPS] = groups
+            changes[f.GROUPS] = (current.get(f.GROUPS), groups)
     reason = f"matched ({matched_by})" + ("" if body else ", nothing to change")
     done = replace(a, op=Op.MATCH, changes=changes, reason=reason)
     return Write(done, body, _pushed(a, ids), matched_by=matched_by)
@@ -124,5 +125,5 @@ def changed(a: Action, link: Link, current: Mapping[str, Any] | None, ids: Ids) 
             changes[k] = (current.get(k), v)
         elif k not in changes:
             changes[k] = (None, v)
-    pushed = {**a.desired, **{k: v for k, v in body.items() if k != n.GROUPS}}
+    pushed = {**a.desired, **{k: v for k, v in body.items() if k != f.GROUPS}}
     return Write(replace(a, changes=changes), body, pushed, _status(a), saved)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from deltasync import fields as f
 from deltasync.models import Kind, Link, LinkStatus, MirrorObject
-from deltasync.plan import names as n
+from deltasync.plan import memory as m
 from deltasync.plan.actions import Action, AddToGroups, Op, diff
 from deltasync.plan.context import PlanContext, deprovision_op
 from deltasync.plan.scope import label
@@ -14,11 +15,11 @@ from deltasync.plan.scope import label
 def desired_user(obj: MirrorObject, ctx: PlanContext) -> dict[str, Any]:
     """The user fields ELIZA should hold for this Entra user (without groups)."""
     values = {name: expr.evaluate(obj.data, ctx.tz) for name, expr in ctx.user_mapping.items()}
-    for name in n.NOT_NULLABLE_USER_FIELDS:
+    for name in f.blank_when_null(Kind.USER):
         if name in values and values[name] is None:
             values[name] = ""
-    values[n.REMOTE_KEY] = obj.id
-    values[n.IS_ACTIVE] = True
+    values[f.REMOTE_KEY] = obj.id
+    values[f.IS_ACTIVE] = True
     return values
 
 
@@ -31,14 +32,14 @@ def _assign_group(
 ) -> None:
     """Add ``--assign-to-group`` to a user once; the sync never removes a group it did not add."""
     group = ctx.assign_to_group
-    added = list(link.pushed.get(n.GROUPS_ADDED, ())) if link is not None else []
+    added = list(link.pushed.get(m.GROUPS_ADDED, ())) if link is not None else []
     if group is None or group in added:
         if added:
-            desired[n.GROUPS_ADDED] = added
+            desired[m.GROUPS_ADDED] = added
         return
-    fields[n.GROUPS] = AddToGroups((group,))
-    changes[n.GROUPS] = (None, f"+{group}")
-    desired[n.GROUPS_ADDED] = sorted({*added, group})
+    fields[f.GROUPS] = AddToGroups((group,))
+    changes[f.GROUPS] = (None, f"+{group}")
+    desired[m.GROUPS_ADDED] = sorted({*added, group})
 
 
 def plan_user(
@@ -63,11 +64,11 @@ def plan_user(
         Kind.USER,
         Op.DEACTIVATE,
         link.eliza_id,
-        {n.IS_ACTIVE: False},
-        {n.IS_ACTIVE: (link.pushed.get(n.IS_ACTIVE, True), False)},
+        {f.IS_ACTIVE: False},
+        {f.IS_ACTIVE: (link.pushed.get(f.IS_ACTIVE, True), False)},
         f"deprovision: {status}",
         name,
-        {**link.pushed, n.IS_ACTIVE: False},
+        {**link.pushed, f.IS_ACTIVE: False},
         saved={},
     )
 
@@ -90,9 +91,9 @@ def _update(
     changes = diff(desired, link.pushed) if ctx.update_users else {}
     reactivate = link.status == LinkStatus.DEACTIVATED
     if reactivate:
-        changes[n.IS_ACTIVE] = (link.pushed.get(n.IS_ACTIVE), True)
+        changes[f.IS_ACTIVE] = (link.pushed.get(f.IS_ACTIVE), True)
     fields = {k: new for k, (_, new) in changes.items()}
-    after = {**link.pushed, **desired, n.IS_ACTIVE: True}
+    after = {**link.pushed, **desired, f.IS_ACTIVE: True}
     _assign_group(fields, changes, after, link, ctx)
     if not changes:
         return None
