@@ -6,7 +6,8 @@ import asyncio
 from typing import Any
 
 import pytest
-from engine_fakes import Crash, FakeSource, FakeStore, FakeTarget, Names, engine, entra_user
+from engine_fakes import Crash, FakeSource, FakeTarget, Names, engine, entra_user
+from fake_store import FakeStore
 
 from deltasync.engine import ResourceSpec, RunOptions, RunReport
 from deltasync.errors import LeaseHeldError, ObjectRejectedError
