@@ -28,7 +28,7 @@ from deltasync.errors import DeltaSyncError, LeaseHeldError
 from deltasync.graph.client import GraphSource
 from deltasync.matching import MatchSettings
 from deltasync.models import Kind, MirrorObject, Removed
-from deltasync.planner import PlanContext, Scope, scope_status, selected_properties
+from deltasync.plan import PlanContext, Scope, scope_status, selected_properties
 from deltasync.state import StateStore, open_store
 
 Log = Callable[[str], None]
