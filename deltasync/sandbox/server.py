@@ -28,9 +28,9 @@ from typing import Any, Final
 import httpx
 import yaml
 
-from deltasync.sandbox import tenant_data as td
 from deltasync.sandbox.eliza_sim import ElizaSim
-from deltasync.sandbox.graph_sim import GraphSim, TokenSim, make_tenant
+from deltasync.sandbox.graph import GraphSim, TokenSim, make_tenant
+from deltasync.sandbox.graph import tenant_data as td
 from deltasync.sandbox.tls import TlsFiles, server_context, write_tls_files
 
 __all__ = [

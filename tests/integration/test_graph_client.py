@@ -32,7 +32,7 @@ from deltasync.errors import (
 from deltasync.graph.client import GraphSource
 from deltasync.graph.delta import select_for
 from deltasync.models import DeltaPage, ObjectChange, Removed
-from deltasync.sandbox.graph_sim import GraphSim, TokenSim, make_tenant
+from deltasync.sandbox.graph import GraphSim, TokenSim, make_tenant
 from deltasync.sandbox.server import LoopbackServer
 from deltasync.sandbox.tls import make_client_certificate, server_context, write_tls_files
 

@@ -22,7 +22,7 @@ import httpx
 import pytest
 import yaml
 
-from deltasync.sandbox.graph_sim import GraphSim, TokenSim, make_tenant
+from deltasync.sandbox.graph import GraphSim, TokenSim, make_tenant
 from deltasync.sandbox.server import LoopbackServer, Sandbox, start_sandbox
 from deltasync.sandbox.tls import make_client_certificate, make_server_tls
 
