@@ -28,7 +28,7 @@ from typing import Any, Final
 import httpx
 import yaml
 
-from deltasync.sandbox.eliza_sim import ElizaSim
+from deltasync.sandbox.eliza import ElizaSim
 from deltasync.sandbox.graph import GraphSim, TokenSim, make_tenant
 from deltasync.sandbox.graph import tenant_data as td
 from deltasync.sandbox.tls import TlsFiles, server_context, write_tls_files
