@@ -33,7 +33,7 @@ from deltasync.graph.client import GraphSource
 from deltasync.graph.delta import select_for
 from deltasync.models import DeltaPage, ObjectChange, Removed
 from deltasync.sandbox.graph import GraphSim, TokenSim, make_tenant
-from deltasync.sandbox.server import LoopbackServer
+from deltasync.sandbox.loopback import LoopbackServer
 from deltasync.sandbox.tls import make_client_certificate, server_context, write_tls_files
 
 TENANT = "5f3c2a1e-8d4b-4c6f-9a7e-1b2c3d4e5f60"

@@ -23,7 +23,8 @@ import pytest
 import yaml
 
 from deltasync.sandbox.graph import GraphSim, TokenSim, make_tenant
-from deltasync.sandbox.server import LoopbackServer, Sandbox, start_sandbox
+from deltasync.sandbox.loopback import LoopbackServer
+from deltasync.sandbox.server import Sandbox, start_sandbox
 from deltasync.sandbox.tls import make_client_certificate, make_server_tls
 
 
