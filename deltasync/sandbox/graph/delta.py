@@ -99,6 +99,7 @@ class DeltaFeed(Tenant):
         options: dict[str, str],
         headers: dict[str, str],
     ) -> httpx.Response:
+        """One delta page: a new round, the next page of one, or the round after a token."""
         for name in UNSUPPORTED_DELTA_OPTIONS:
             if name in options:
                 raise GraphError(400, "Request_UnsupportedQuery", "Unsupported Query.")

@@ -133,6 +133,8 @@ class GraphSim(DeltaFeed):
         """Answer the next ``n`` requests with 429 Too Many Requests and ``Retry-After``."""
         self.fail_next(429, n=n, retry_after=retry_after)
 
+    # ------------------------------------------------------------------ HTTP
+
     def handle(self, request: httpx.Request) -> httpx.Response:
         """Answer one Graph request (thread-safe)."""
         with self._lock:
@@ -212,6 +214,8 @@ class GraphSim(DeltaFeed):
     def _check_permission(self, schema: Schema) -> None:
         if not (self.granted & schema.permissions):
             raise GraphError(403, "Authorization_RequestDenied")
+
+    # ------------------------------------------------------------------ plain reads
 
     def _get_one(
         self, schema: Schema, object_id: str, options: dict[str, str], headers: dict[str, str]

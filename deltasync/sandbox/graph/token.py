@@ -45,6 +45,8 @@ def _b64url_decode(text: str) -> bytes:
 
 
 class _TokenError(Exception):
+    """Raised inside request handling; becomes an AADSTS error response."""
+
     def __init__(self, status: int, error: str, aadsts: int, description: str) -> None:
         super().__init__(error)
         self.status = status
