@@ -14,13 +14,14 @@ import os
 import re
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 import vcr
+from e2e_helpers import GraphWorld, GraphWorldFactory
 
 from deltasync.config import EntraConfig, Secret
 from deltasync.errors import (
@@ -32,9 +33,7 @@ from deltasync.errors import (
 from deltasync.graph.client import GraphSource
 from deltasync.graph.delta import select_for
 from deltasync.models import DeltaPage, ObjectChange, Removed
-from deltasync.sandbox.graph_sim import GraphSim, TokenSim, make_tenant
-from deltasync.sandbox.server import LoopbackServer
-from deltasync.sandbox.tls import make_client_certificate, server_context, write_tls_files
+from deltasync.sandbox.tls import make_client_certificate
 
 TENANT = "5f3c2a1e-8d4b-4c6f-9a7e-1b2c3d4e5f60"
 CLIENT = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
@@ -50,47 +49,9 @@ JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]+")
 T = TypeVar("T")
 
 
-@dataclass
-class World:
-    graph: GraphSim
-    tokens: TokenSim
-    graph_server: LoopbackServer
-    token_server: LoopbackServer
-    cfg: EntraConfig
-    user_ids: list[str]
-    tls_dir: Path
-
-
-def start_world(tmp_path: Path, *, users: int, page_size: int) -> World:
-    tokens = TokenSim(TENANT, CLIENT, SECRET)
-    graph = GraphSim(tokens=tokens, page_size=page_size, seed=3)
-    tls = write_tls_files(tmp_path / "tls")
-    token_server = LoopbackServer(tokens.handle, ssl_context=server_context(tls)).start()
-    graph_server = LoopbackServer(graph.handle).start()
-    graph.base_url = f"{graph_server.url}/v1.0"
-    tokens.authority = token_server.url
-    user_ids = make_tenant(graph, users)
-    cfg = EntraConfig(
-        tenant_id=TENANT,
-        client_id=CLIENT,
-        client_secret=Secret(SECRET),
-        authority_host=token_server.url,
-        graph_url=graph.base_url,
-        ca_bundle=tls.ca,
-    )
-    return World(graph, tokens, graph_server, token_server, cfg, user_ids, tmp_path / "tls")
-
-
-def stop_world(world: World) -> None:
-    world.graph_server.stop()
-    world.token_server.stop()
-
-
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    started = start_world(tmp_path, users=120, page_size=50)
-    yield started
-    stop_world(started)
+def world(make_graph_world: GraphWorldFactory) -> GraphWorld:
+    return make_graph_world(TENANT, CLIENT, SECRET, users=120, page_size=50, seed=3)
 
 
 def run(
@@ -120,7 +81,7 @@ async def read_round(
     return pages, delta_link
 
 
-def full_round(world: World) -> tuple[list[DeltaPage], str]:
+def full_round(world: GraphWorld) -> tuple[list[DeltaPage], str]:
     (pages, delta_link), _ = run(
         world.cfg, lambda source: read_round(source, source.initial_url("users", SELECT))
     )
@@ -136,7 +97,7 @@ def only_change(pages: list[DeltaPage], object_id: str) -> ObjectChange:
     return change
 
 
-def test_full_round_reads_every_user_page_by_page_until_the_delta_link(world: World) -> None:
+def test_full_round_reads_every_user_page_by_page_until_the_delta_link(world: GraphWorld) -> None:
     async def scenario(source: GraphSource) -> tuple[list[DeltaPage], str]:
         return await read_round(source, source.initial_url("users", SELECT))
 
@@ -160,7 +121,7 @@ def test_full_round_reads_every_user_page_by_page_until_the_delta_link(world: Wo
 
 
 @pytest.mark.parametrize("trailing", ["", "/"])
-def test_requests_go_to_clean_urls_with_a_bearer_token(world: World, trailing: str) -> None:
+def test_requests_go_to_clean_urls_with_a_bearer_token(world: GraphWorld, trailing: str) -> None:
     world.cfg = replace(world.cfg, graph_url=world.cfg.graph_url + trailing)
 
     full_round(world)
@@ -177,7 +138,7 @@ def test_requests_go_to_clean_urls_with_a_bearer_token(world: World, trailing: s
 
 
 def test_incremental_round_with_prefer_minimal_returns_only_changed_properties(
-    world: World,
+    world: GraphWorld,
 ) -> None:
     _, delta_link = full_round(world)
     user_id = world.user_ids[5]
@@ -190,7 +151,7 @@ def test_incremental_round_with_prefer_minimal_returns_only_changed_properties(
     assert {r.headers.get("prefer") for r in world.graph.requests} == {"return=minimal"}
 
 
-def test_incremental_round_without_minimal_repeats_unchanged_properties(world: World) -> None:
+def test_incremental_round_without_minimal_repeats_unchanged_properties(world: GraphWorld) -> None:
     _, delta_link = full_round(world)
     user_id = world.user_ids[5]
     world.graph.update_user(user_id, jobTitle="Leiterin Pflege")
@@ -204,7 +165,7 @@ def test_incremental_round_without_minimal_repeats_unchanged_properties(world: W
     assert all("prefer" not in r.headers for r in world.graph.requests)
 
 
-def test_explicit_null_survives_as_none_in_props(world: World) -> None:
+def test_explicit_null_survives_as_none_in_props(world: GraphWorld) -> None:
     _, delta_link = full_round(world)
     user_id = next(u["id"] for u in world.graph.users() if u.get("mobilePhone"))
     world.graph.update_user(user_id, mobilePhone=None)
@@ -217,7 +178,7 @@ def test_explicit_null_survives_as_none_in_props(world: World) -> None:
     assert "jobTitle" not in props  # unchanged, so absent
 
 
-def test_soft_and_hard_deletes_arrive_as_removed_changes(world: World) -> None:
+def test_soft_and_hard_deletes_arrive_as_removed_changes(world: GraphWorld) -> None:
     _, delta_link = full_round(world)
     soft, hard = world.user_ids[-1], world.user_ids[-2]
     world.graph.soft_delete(soft)
@@ -229,7 +190,7 @@ def test_soft_and_hard_deletes_arrive_as_removed_changes(world: World) -> None:
     assert only_change(pages, hard).removed is Removed.DELETED
 
 
-def test_expired_delta_token_raises_delta_token_expired(world: World) -> None:
+def test_expired_delta_token_raises_delta_token_expired(world: GraphWorld) -> None:
     _, delta_link = full_round(world)
     world.graph.expire_tokens()
 
@@ -241,7 +202,7 @@ def test_expired_delta_token_raises_delta_token_expired(world: World) -> None:
     assert token not in str(caught.value)  # the opaque token is shortened
 
 
-def test_gone_410_raises_delta_token_expired(world: World) -> None:
+def test_gone_410_raises_delta_token_expired(world: GraphWorld) -> None:
     _, delta_link = full_round(world)
     world.graph.fail_next(410)
 
@@ -249,7 +210,7 @@ def test_gone_410_raises_delta_token_expired(world: World) -> None:
         run(world.cfg, lambda source: source.fetch_page(delta_link, minimal=True))
 
 
-def test_429_with_retry_after_is_retried_and_succeeds(world: World) -> None:
+def test_429_with_retry_after_is_retried_and_succeeds(world: GraphWorld) -> None:
     world.graph.throttle(1, retry_after=1)
     started = time.monotonic()
 
@@ -265,7 +226,7 @@ def test_429_with_retry_after_is_retried_and_succeeds(world: World) -> None:
     assert page.changes
 
 
-def test_503_that_persists_raises_service_unavailable_after_the_retries(world: World) -> None:
+def test_503_that_persists_raises_service_unavailable_after_the_retries(world: GraphWorld) -> None:
     world.graph.fail_next(503, n=10)
 
     async def scenario(source: GraphSource) -> int:
@@ -281,7 +242,7 @@ def test_503_that_persists_raises_service_unavailable_after_the_retries(world: W
     assert [r.status for r in world.graph.requests] == [503, 503, 503]
 
 
-def test_wrong_client_secret_raises_auth_error_without_the_secret(world: World) -> None:
+def test_wrong_client_secret_raises_auth_error_without_the_secret(world: GraphWorld) -> None:
     wrong = "Wr0ng~secret-value-that-must-not-leak"
     cfg = replace(world.cfg, client_secret=Secret(wrong))
 
@@ -302,7 +263,7 @@ def test_wrong_client_secret_raises_auth_error_without_the_secret(world: World) 
 
 
 def test_missing_permission_raises_permission_denied_naming_user_read_all(
-    world: World,
+    world: GraphWorld,
 ) -> None:
     world.graph.granted.clear()
 
@@ -316,7 +277,7 @@ def test_missing_permission_raises_permission_denied_naming_user_read_all(
     assert "403" in str(caught.value)
 
 
-def test_revoked_access_token_raises_auth_error(world: World) -> None:
+def test_revoked_access_token_raises_auth_error(world: GraphWorld) -> None:
     async def scenario(source: GraphSource) -> None:
         await source.fetch_page(source.initial_url("users", SELECT), minimal=False)
         world.tokens.revoke_all()
@@ -326,7 +287,7 @@ def test_revoked_access_token_raises_auth_error(world: World) -> None:
         run(world.cfg, scenario)
 
 
-def test_unreachable_graph_raises_service_unavailable(world: World) -> None:
+def test_unreachable_graph_raises_service_unavailable(world: GraphWorld) -> None:
     with socket.socket() as probe:  # a port nobody listens on once the probe is closed
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -339,7 +300,7 @@ def test_unreachable_graph_raises_service_unavailable(world: World) -> None:
         )
 
 
-def test_certificate_credential_gets_a_token_and_reads_a_page(world: World) -> None:
+def test_certificate_credential_gets_a_token_and_reads_a_page(world: GraphWorld) -> None:
     certificate = make_client_certificate(world.tls_dir)
     world.tokens.add_certificate(certificate.certificate)
     cfg = replace(world.cfg, client_secret=None, certificate_path=certificate.pem)
@@ -394,18 +355,20 @@ def assert_no_secrets(cassette: Path, *access_tokens: str) -> None:
     assert SCRUBBED_TOKEN in text  # the token answer was recorded, then scrubbed
 
 
-def test_recorded_round_replays_with_the_servers_stopped(tmp_path: Path) -> None:
+def test_recorded_round_replays_with_the_servers_stopped(
+    tmp_path: Path, make_graph_world: GraphWorldFactory
+) -> None:
     rerecord = os.environ.get("DELTASYNC_RERECORD") == "1"
     folder = CASSETTES if rerecord else tmp_path / "cassettes"
     name = COMMITTED_CASSETTE if rerecord else "round.yaml"
     (folder / name).unlink(missing_ok=True)  # "all" would add to an existing cassette
-    world = start_world(tmp_path, users=12, page_size=5)
+    world = make_graph_world(TENANT, CLIENT, SECRET, users=12, page_size=5, seed=3)
     try:
         with cassette_vcr(folder).use_cassette(name, record_mode="all"):
             recorded = read_users_round(world.cfg)
         issued = list(world.tokens.issued)
     finally:
-        stop_world(world)
+        world.stop()
     assert issued  # a real token was fetched while recording
 
     with cassette_vcr(folder).use_cassette(name, record_mode="none") as cassette:
