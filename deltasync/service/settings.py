@@ -1,6 +1,7 @@
 """What a run applies, derived from the config and the command line.
 
-The only module of ``service`` that imports the planner: everything else asks here.
+The only module of ``service`` that imports the planner: everything else asks here. The
+engine is imported only by :func:`engine_settings`, so the ``state`` commands skip it.
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deltasync.config import Config
-from deltasync.engine import EngineSettings
-from deltasync.matching import MatchSettings
 from deltasync.models import MirrorObject
 from deltasync.planner import PlanContext, Scope, scope_status, selected_properties
+
+if TYPE_CHECKING:
+    from deltasync.engine import EngineSettings
 
 USERS = "users"
 """The Graph resource (and state cursor) of the users."""
@@ -87,6 +89,9 @@ def plan_fingerprint(ctx: PlanContext) -> str:
 
 def engine_settings(config: Config, flags: SyncFlags) -> EngineSettings:
     """Everything the engine applies, derived from config and flags."""
+    from deltasync.engine import EngineSettings
+    from deltasync.matching import MatchSettings
+
     ctx = plan_context(config, flags)
     return EngineSettings(
         ctx=ctx,
