@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from deltasync.config import Config
 from deltasync.models import MirrorObject
-from deltasync.planner import PlanContext, Scope, scope_status, selected_properties
+from deltasync.plan import PlanContext, Scope, scope_status, selected_properties
 
 if TYPE_CHECKING:
     from deltasync.engine import EngineSettings
@@ -43,14 +43,14 @@ def plan_context(config: Config, flags: SyncFlags) -> PlanContext:
     so = config.sync_options
     return PlanContext(
         user_mapping=dict(config.field_mapping.user),
-        person_mapping=dict(config.field_mapping.mitarbeitende),
+        person_mapping=dict(config.field_mapping.person),
         tz=config.timezone,
         today=today,
         scope=Scope(adv.user_filter, tuple(adv.excluded_domains), tuple(adv.excluded_users)),
         create_users=so.create_users,
         update_users=so.update_users,
-        create_persons=so.create_mitarbeitende,
-        update_persons=so.update_mitarbeitende,
+        create_persons=so.create_persons,
+        update_persons=so.update_persons,
         skip_users=flags.skip_users,
         skip_persons=flags.skip_persons,
         on_disable=config.deprovisioning.on_disable,
