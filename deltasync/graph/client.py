@@ -9,6 +9,7 @@ deltasync's own errors, and no message ever carries a secret or an access token.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import re
@@ -33,13 +34,16 @@ from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
 )
-from kiota_http.middleware import RetryHandler
+from kiota_http.kiota_client_factory import KiotaClientFactory
+from kiota_http.middleware import BaseMiddleware, RetryHandler
 from kiota_http.middleware.options import RetryHandlerOption
+from kiota_http.middleware.retry_handler import RETRY_ATTEMPT
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_request_adapter import options as sdk_middleware_options
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
+from msgraph_core.middleware import GraphTelemetryHandler
 
 with warnings.catch_warnings():
     # The SDK's generated modules warn from class bodies (kiota's GetQueryParameters, each
@@ -68,8 +72,21 @@ _TOKEN_EXPIRED_CODES = {"syncstatenotfound", "resyncrequired"}
 # The least-privileged application permission for reading each resource's delta.
 _PERMISSION_FOR = {"users": "User.Read.All", "groups": "GroupMember.Read.All"}
 # Every 4xx/5xx body is read as Graph's {"error": {"code", "message"}}.
+_TELEMETRY_KEY = "GraphTelemetryHandlerOption"
 _ERROR_MAP: dict[str, Any] = {"4XX": ODataError, "5XX": ODataError}
 _DETAIL_MAX = 300
+# Answers worth another try: throttling, and the 5xx that Graph's front end returns when one
+# backend fails a request (the SDK's RetryHandler alone retries only 429, 503 and 504).
+RETRY_STATUS_CODES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
+# A connection that failed to open, or broke while the request or its answer was on the way.
+# A read is idempotent, so sending it again is safe. Timeouts are not retried: each one has
+# already waited the full timeout.
+RETRY_TRANSPORT_ERRORS: tuple[type[httpx.TransportError], ...] = (
+    httpx.ConnectError,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.RemoteProtocolError,
+)
 # "AADSTS7000215: Invalid client secret provided. …" up to Entra's trace ids (or the line end)
 _AADSTS = re.compile(r"AADSTS\d+:.*?(?= Trace ID:|'?$)", re.MULTILINE)
 
@@ -114,10 +131,12 @@ class GraphSource:
             by default a real one trusting the system CAs plus ``cfg.ca_bundle``.
         credential: an azure-identity async credential; by default one is built from ``cfg``
             (certificate, managed identity or client secret) and closed by :meth:`aclose`.
-        max_retries: retries of a 429/503/504 answer (the SDK's RetryHandler, 0 to 10).
+        max_retries: retries of a 429/500/502/503/504 answer or of a broken connection
+            (0 to 10), with the SDK's backoff (``Retry-After`` when Graph sends one).
         retry_delay: seconds the RetryHandler adds to its backoff when Graph sends no
             ``Retry-After`` (0 to 180).
         timeout_s: read/write timeout of one HTTP request.
+        connect_timeout_s: how long opening a connection may take.
         low_priority: send ``x-ms-throttle-priority: low`` (a background sync yields first).
     """
 
@@ -130,6 +149,7 @@ class GraphSource:
         max_retries: int = RetryHandlerOption.DEFAULT_MAX_RETRIES,
         retry_delay: float = RetryHandlerOption.DEFAULT_DELAY,
         timeout_s: float = 100.0,
+        connect_timeout_s: float = 30.0,
         low_priority: bool = True,
     ) -> None:
         self._graph_url = cfg.graph_url.rstrip("/")
@@ -142,12 +162,10 @@ class GraphSource:
         self._owns_credential = credential is None
         self._credential = credential if credential is not None else _make_credential(cfg)
         self._transport = _CountingTransport(transport or _real_transport(cfg))
-        retry = RetryHandlerOption(delay=retry_delay, max_retries=max_retries)
-        self._http = GraphClientFactory.create_with_default_middleware(
-            client=httpx.AsyncClient(
-                transport=self._transport, timeout=httpx.Timeout(timeout_s, connect=30.0)
-            ),
-            options={**sdk_middleware_options, RetryHandlerOption.get_key(): retry},
+        self._http = _graph_http_client(
+            self._transport,
+            RetryHandlerOption(delay=retry_delay, max_retries=max_retries),
+            httpx.Timeout(timeout_s, connect=connect_timeout_s),
         )
         auth = AzureIdentityAuthenticationProvider(
             self._credential,
@@ -210,8 +228,10 @@ class GraphSource:
                 f"Entra token endpoint unreachable for {self._who}: {self._detail(error)}"
             ) from None
         except httpx.TransportError as error:
+            retried = isinstance(error, RETRY_TRANSPORT_ERRORS) and self._max_retries > 0
+            after = f" after {self._max_retries} retries" if retried else ""
             raise ServiceUnavailableError(
-                f"Graph unreachable at {short_url(url)}: {type(error).__name__}: "
+                f"Graph unreachable at {short_url(url)}{after}: {type(error).__name__}: "
                 f"{self._detail(error)}"
             ) from None
         if not body:
@@ -252,7 +272,7 @@ class GraphSource:
                 f"the application permission {permission}, with admin consent"
             )
         if status == 429 or status >= 500:
-            retried = status in RetryHandler.DEFAULT_RETRY_STATUS_CODES
+            retried = status in RETRY_STATUS_CODES and self._max_retries > 0
             after = f" after {self._max_retries} retries" if retried else ""
             return ServiceUnavailableError(f"Graph failed for {page}{after} ({what})")
         return RunFailedError(f"Graph rejected {page} ({what})")
@@ -270,6 +290,71 @@ class GraphSource:
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text[:_DETAIL_MAX] + ("…" if len(text) > _DETAIL_MAX else "")
+
+
+class _GraphRetryHandler(RetryHandler):
+    """The SDK's RetryHandler, also retrying 500, 502 and broken connections.
+
+    The delays, ``Retry-After`` handling, the ``Retry-Attempt`` header and the bound on the
+    number of tries are the SDK's own (:class:`RetryHandler`). When the last try still fails,
+    its answer is returned (or its transport error raised) for the caller to report.
+    """
+
+    def __init__(self, options: RetryHandlerOption) -> None:
+        super().__init__(options)
+        self.retry_on_status_codes = set(RETRY_STATUS_CODES)
+
+    async def send(
+        self, request: httpx.Request, transport: httpx.AsyncBaseTransport
+    ) -> httpx.Response:
+        options = self._get_current_options(request)  # read once: the last middleware drops it
+        retry_count = 0
+        while True:
+            try:
+                response = await BaseMiddleware.send(self, request, transport)
+            except RETRY_TRANSPORT_ERRORS:
+                if not self._may_retry(request, options, retry_count):
+                    raise
+                delay = self.get_delay_time(retry_count, None, options.max_delay)
+            else:
+                delay = self.get_delay_time(retry_count, response, options.max_delay)
+                if (
+                    not self._may_retry(request, options, retry_count)
+                    or not self.should_retry(request, options, response)
+                    or delay >= RetryHandlerOption.MAX_DELAY  # a Retry-After beyond reason
+                ):
+                    return response
+                await response.aclose()  # release the discarded answer's connection
+            await asyncio.sleep(delay)
+            retry_count += 1
+            request.headers[RETRY_ATTEMPT] = str(retry_count)
+
+    def _may_retry(
+        self, request: httpx.Request, options: RetryHandlerOption, retry_count: int
+    ) -> bool:
+        return (
+            options.should_retry
+            and self.check_retry_valid(retry_count, options)
+            and self._is_method_retryable(request)
+            and self._is_request_payload_buffered(request)
+        )
+
+
+def _graph_http_client(
+    transport: httpx.AsyncBaseTransport, retry: RetryHandlerOption, timeout: httpx.Timeout
+) -> httpx.AsyncClient:
+    """An httpx client with the SDK's default middleware, its RetryHandler replaced by
+    :class:`_GraphRetryHandler`."""
+    options = {**sdk_middleware_options, RetryHandlerOption.get_key(): retry}
+    middleware = [
+        _GraphRetryHandler(retry) if isinstance(handler, RetryHandler) else handler
+        for handler in KiotaClientFactory.get_default_middleware(options)
+    ]
+    middleware.append(GraphTelemetryHandler(options=sdk_middleware_options[_TELEMETRY_KEY]))
+    client: httpx.AsyncClient = GraphClientFactory.create_with_custom_middleware(
+        middleware, client=httpx.AsyncClient(transport=transport, timeout=timeout)
+    )
+    return client
 
 
 class _CountingTransport(httpx.AsyncBaseTransport):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
 import pytest
 import vcr
 
@@ -27,6 +28,7 @@ from deltasync.errors import (
     AuthError,
     DeltaTokenExpiredError,
     PermissionDeniedError,
+    RunFailedError,
     ServiceUnavailableError,
 )
 from deltasync.graph.client import GraphSource
@@ -279,6 +281,130 @@ def test_503_that_persists_raises_service_unavailable_after_the_retries(world: W
 
     assert requests == 3  # the first attempt and two retries
     assert [r.status for r in world.graph.requests] == [503, 503, 503]
+
+
+@pytest.mark.parametrize("statuses", [[500], [502], [500, 502]])
+def test_500_and_502_are_retried_with_backoff_and_succeed(
+    world: World, statuses: list[int]
+) -> None:
+    for status in statuses:
+        world.graph.fail_next(status)
+
+    page, requests = run(
+        world.cfg,
+        lambda source: source.fetch_page(source.initial_url("users", SELECT), minimal=False),
+    )
+
+    assert page.changes
+    assert [r.status for r in world.graph.requests] == [*statuses, 200]
+    assert requests == len(statuses) + 1
+    assert world.graph.requests[-1].headers["retry-attempt"] == str(len(statuses))
+
+
+@pytest.mark.parametrize("status", [500, 502])
+def test_500_or_502_that_persists_raises_service_unavailable_after_the_retries(
+    world: World, status: int
+) -> None:
+    world.graph.fail_next(status, n=10)
+
+    async def scenario(source: GraphSource) -> int:
+        with pytest.raises(ServiceUnavailableError) as caught:
+            await source.fetch_page(source.initial_url("users", SELECT), minimal=False)
+        assert str(status) in str(caught.value)
+        assert "after 2 retries" in str(caught.value)
+        return source.requests
+
+    requests, _ = run(world.cfg, scenario, max_retries=2)
+
+    assert requests == 3
+    assert [r.status for r in world.graph.requests] == [status] * 3
+
+
+class FlakyTransport(httpx.AsyncBaseTransport):
+    """A real loopback transport whose first ``len(errors)`` attempts fail.
+
+    A ``ConnectError`` fails before the request leaves; any other error is raised after the
+    server has answered (the connection dropped while the response was on its way).
+    """
+
+    def __init__(self, errors: list[httpx.TransportError]) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
+        self._errors = list(errors)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._errors:
+            error = self._errors.pop(0)
+            if not isinstance(error, httpx.ConnectError):
+                response = await self._inner.handle_async_request(request)
+                await response.aread()
+                await response.aclose()
+            raise error
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def reset(kind: type[httpx.TransportError]) -> httpx.TransportError:
+    return kind("[Errno 104] Connection reset by peer")
+
+
+@pytest.mark.parametrize(
+    "kinds",
+    [
+        [httpx.RemoteProtocolError],
+        [httpx.ReadError],
+        [httpx.ConnectError],
+        [httpx.ConnectError, httpx.RemoteProtocolError],
+    ],
+)
+def test_connection_resets_are_retried_and_succeed(
+    world: World, kinds: list[type[httpx.TransportError]]
+) -> None:
+    transport = FlakyTransport([reset(kind) for kind in kinds])
+
+    page, requests = run(
+        world.cfg,
+        lambda source: source.fetch_page(source.initial_url("users", SELECT), minimal=False),
+        transport=transport,
+    )
+
+    assert page.changes
+    assert requests == len(kinds) + 1
+    reached = sum(kind is not httpx.ConnectError for kind in kinds) + 1
+    assert world.graph.request_count == reached
+    assert world.graph.requests[-1].headers["retry-attempt"] == str(len(kinds))
+
+
+def test_connection_resets_that_persist_raise_service_unavailable_after_the_retries(
+    world: World,
+) -> None:
+    transport = FlakyTransport([reset(httpx.RemoteProtocolError) for _ in range(10)])
+
+    async def scenario(source: GraphSource) -> int:
+        with pytest.raises(ServiceUnavailableError) as caught:
+            await source.fetch_page(source.initial_url("users", SELECT), minimal=False)
+        message = str(caught.value)
+        assert "Graph unreachable" in message
+        assert "RemoteProtocolError" in message
+        assert "after 2 retries" in message
+        return source.requests
+
+    requests, _ = run(world.cfg, scenario, max_retries=2, transport=transport)
+
+    assert requests == 3
+
+
+def test_a_400_is_not_retried(world: World) -> None:
+    world.graph.fail_next(400, code="Request_BadRequest", n=5)
+
+    with pytest.raises(RunFailedError, match="400"):
+        run(
+            world.cfg,
+            lambda source: source.fetch_page(source.initial_url("users", SELECT), minimal=False),
+        )
+
+    assert [r.status for r in world.graph.requests] == [400]
 
 
 def test_wrong_client_secret_raises_auth_error_without_the_secret(world: World) -> None:
