@@ -113,6 +113,8 @@ class EntraSettings(Protocol):
     @property
     def managed_identity(self) -> bool: ...
     @property
+    def managed_identity_client_id(self) -> str | None: ...
+    @property
     def authority_host(self) -> str: ...
     @property
     def graph_url(self) -> str: ...
@@ -387,7 +389,8 @@ def _make_credential(cfg: EntraSettings) -> AsyncTokenCredential:
                 **tls,
             )
         if cfg.managed_identity:
-            return ManagedIdentityCredential(client_id=cfg.client_id, **tls)
+            # a user-assigned identity by its client id; else the host's system-assigned one
+            return ManagedIdentityCredential(client_id=cfg.managed_identity_client_id, **tls)
         if cfg.client_secret is not None:
             return ClientSecretCredential(
                 cfg.tenant_id,

@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -476,6 +477,66 @@ def test_certificate_credential_gets_a_token_and_reads_a_page(world: World) -> N
 
     assert page.changes
     assert world.graph.requests[0].status == 200
+
+
+IDENTITY_CLIENT = "6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+
+
+@pytest.mark.parametrize("identity_client_id", [IDENTITY_CLIENT, None])
+def test_managed_identity_asks_for_the_configured_user_assigned_identity(
+    world: World, monkeypatch: pytest.MonkeyPatch, identity_client_id: str | None
+) -> None:
+    """An App Service identity endpoint on loopback hands out tokens minted by TokenSim."""
+    asked: list[dict[str, str]] = []
+
+    def identity_endpoint(request: httpx.Request) -> httpx.Response:
+        params = dict(request.url.params)
+        asked.append({**params, "header": request.headers.get("x-identity-header", "")})
+        form = urlencode(
+            {
+                "grant_type": "client_credentials",
+                "client_id": CLIENT,
+                "client_secret": SECRET,
+                "scope": params["resource"].rstrip("/") + "/.default",
+            }
+        )
+        minted = world.tokens.handle(
+            httpx.Request(
+                "POST",
+                f"{world.tokens.authority}/{TENANT}/oauth2/v2.0/token",
+                content=form.encode(),
+                headers={"content-type": "application/x-www-form-urlencoded"},
+            )
+        )
+        token = minted.json()["access_token"]
+        body = {
+            "access_token": token,
+            "expires_on": str(int(time.time()) + 3600),
+            "resource": params["resource"],
+            "token_type": "Bearer",
+        }
+        return httpx.Response(200, json=body)
+
+    with LoopbackServer(identity_endpoint) as identity:
+        monkeypatch.setenv("IDENTITY_ENDPOINT", f"{identity.url}/msi/token")
+        monkeypatch.setenv("IDENTITY_HEADER", "sandbox-identity-header")
+        cfg = replace(
+            world.cfg,
+            client_secret=None,
+            managed_identity=True,
+            managed_identity_client_id=identity_client_id,
+        )
+
+        page, _ = run(
+            cfg,
+            lambda source: source.fetch_page(source.initial_url("users", SELECT), minimal=False),
+        )
+
+    assert page.changes
+    assert asked
+    assert asked[0]["header"] == "sandbox-identity-header"
+    assert asked[0].get("client_id") == identity_client_id
+    assert CLIENT not in asked[0].values()  # the app registration's id is not the identity's
 
 
 # ------------------------------------------------------------------ vcrpy cassettes
