@@ -7,11 +7,21 @@ administrator accounts; two candidates are a conflict, never "the first".
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from deltasync.mapping import primary_smtp
+from deltasync.models import MatchedBy
+
+
+class Outcome(enum.StrEnum):
+    """What matching decided for an unlinked Entra user."""
+
+    MATCH = "match"  # link to the found ELIZA object
+    CREATE = "create"  # nothing found: create it
+    CONFLICT = "conflict"  # ambiguous or off limits: neither, a person decides
 
 
 @dataclass(frozen=True)
@@ -27,9 +37,9 @@ class MatchSettings:
 class Match:
     """The outcome: link to ``target`` (matched_by says how), create, or a conflict."""
 
-    outcome: str  # "match" | "create" | "conflict"
+    outcome: Outcome
     target: Mapping[str, Any] | None = None
-    matched_by: str | None = None  # "hard", "soft:username", "soft:email", "soft:proxy", ...
+    matched_by: MatchedBy | None = None
     reason: str | None = None
     candidates: tuple[Mapping[str, Any], ...] = ()
 
@@ -88,7 +98,7 @@ def decide_user(
     """
     if len(by_remote_key) > 1:
         return Match(
-            "conflict",
+            Outcome.CONFLICT,
             reason="several ELIZA users hold this remote_key",
             candidates=tuple(_describe(u) for u in by_remote_key),
         )
@@ -96,30 +106,32 @@ def decide_user(
         user = by_remote_key[0]
         if not (settings.hard_match or own_create_pending):
             return Match(
-                "conflict",
+                Outcome.CONFLICT,
                 reason="an ELIZA user holds this remote_key but matching.hard_match is off",
                 candidates=(_describe(user),),
             )
         why = protection(user, settings.protected_groups)
         if why:
             return Match(
-                "conflict",
+                Outcome.CONFLICT,
                 reason=f"the ELIZA user with this remote_key {why}",
                 candidates=(_describe(user),),
             )
-        return Match("match", user, "created" if own_create_pending else "hard")
+        return Match(
+            Outcome.MATCH, user, MatchedBy.CREATED if own_create_pending else MatchedBy.HARD
+        )
     if not settings.soft_match:
-        return Match("create")
+        return Match(Outcome.CREATE)
     found: dict[int, tuple[Mapping[str, Any], list[str]]] = {}
     for attribute in ("username", "email", "proxy"):
         for user in soft.get(attribute, ()):
             entry = found.setdefault(int(user["id"]), (user, []))
             entry[1].append(attribute)
     if not found:
-        return Match("create")
+        return Match(Outcome.CREATE)
     if len(found) > 1:
         return Match(
-            "conflict",
+            Outcome.CONFLICT,
             reason="soft match found several ELIZA users: "
             + ", ".join(
                 f"#{uid} by {'/'.join(attrs)}" for uid, (_, attrs) in sorted(found.items())
@@ -130,23 +142,23 @@ def decide_user(
     why = protection(user, settings.protected_groups)
     if why:
         return Match(
-            "conflict", reason=f"the matching ELIZA user {why}", candidates=(_describe(user),)
+            Outcome.CONFLICT, reason=f"the matching ELIZA user {why}", candidates=(_describe(user),)
         )
     other = user.get("remote_key")
     if other and other != entra_id:
         return Match(
-            "conflict",
+            Outcome.CONFLICT,
             reason=f"the matching ELIZA user already holds remote_key {other}",
             candidates=(_describe(user),),
         )
     owner = linked_elsewhere.get(int(user["id"]))
     if owner and owner != entra_id:
         return Match(
-            "conflict",
+            Outcome.CONFLICT,
             reason=f"the matching ELIZA user is linked to Entra object {owner}",
             candidates=(_describe(user),),
         )
-    return Match("match", user, "soft:" + "+".join(attributes))
+    return Match(Outcome.MATCH, user, MatchedBy.soft(attributes))
 
 
 def decide_person(
@@ -167,24 +179,25 @@ def decide_person(
     """
     if len(by_remote_key) > 1:
         return Match(
-            "conflict",
+            Outcome.CONFLICT,
             reason="several ELIZA persons hold this remote_key",
             candidates=tuple(by_remote_key),
         )
     if by_remote_key:
         if not (settings.hard_match or own_create_pending):
             return Match(
-                "conflict",
+                Outcome.CONFLICT,
                 reason="an ELIZA person holds this remote_key but matching.hard_match is off",
                 candidates=tuple(by_remote_key),
             )
-        return Match("match", by_remote_key[0], "created" if own_create_pending else "hard")
+        how = MatchedBy.CREATED if own_create_pending else MatchedBy.HARD
+        return Match(Outcome.MATCH, by_remote_key[0], how)
     for attribute, people in (("user", by_user), ("email", by_email)):
         if attribute == "email" and not settings.soft_match:
             break
         if len(people) > 1:
             return Match(
-                "conflict",
+                Outcome.CONFLICT,
                 reason=f"several ELIZA persons match by {attribute}",
                 candidates=tuple(people),
             )
@@ -193,23 +206,24 @@ def decide_person(
             other = person.get("remote_key")
             if other and other != entra_id:
                 return Match(
-                    "conflict",
+                    Outcome.CONFLICT,
                     reason=f"the matching ELIZA person already holds remote_key {other}",
                     candidates=(person,),
                 )
             account = person.get("user")
             if attribute == "email" and account is not None and account != user_id:
                 return Match(
-                    "conflict",
+                    Outcome.CONFLICT,
                     reason=f"the matching ELIZA person belongs to another user (#{account})",
                     candidates=(person,),
                 )
             owner = linked_elsewhere.get(int(person["id"]))
             if owner and owner != entra_id:
                 return Match(
-                    "conflict",
+                    Outcome.CONFLICT,
                     reason=f"the matching ELIZA person is linked to Entra object {owner}",
                     candidates=(person,),
                 )
-            return Match("match", person, f"soft:{attribute}" if attribute == "email" else "user")
-    return Match("create")
+            how = MatchedBy.soft([attribute]) if attribute == "email" else MatchedBy.USER
+            return Match(Outcome.MATCH, person, how)
+    return Match(Outcome.CREATE)

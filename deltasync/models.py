@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,6 +23,36 @@ class Removed(enum.StrEnum):
     CHANGED = "changed"  # Graph @removed reason "changed": soft-deleted, restorable ~30 days
     DELETED = "deleted"  # Graph @removed reason "deleted": permanently deleted
     ABSENT = "absent"  # missing from a *completed* full round
+
+
+class LinkStatus(enum.StrEnum):
+    """Where a link stands; stored as its value, so it compares equal to the stored string."""
+
+    ACTIVE = "active"
+    DEACTIVATED = "deactivated"  # deprovisioned by the sync; reversible
+    DELETED = "deleted"  # deleted in ELIZA by the sync; a new object is created when back
+    ENDED = "ended"  # a membership ended because the company changed (the link is dropped)
+    PROTECTED = "protected"  # the account became a superuser or protected; hands off
+
+
+class MatchedBy(enum.StrEnum):
+    """How a link was made: created by the sync, or matched to an existing ELIZA object."""
+
+    CREATED = "created"
+    HARD = "hard"  # remote_key
+    USER = "user"  # a person found through its linked user
+    SOFT_USERNAME = "soft:username"
+    SOFT_EMAIL = "soft:email"
+    SOFT_PROXY = "soft:proxy"
+    SOFT_USERNAME_EMAIL = "soft:username+email"
+    SOFT_USERNAME_PROXY = "soft:username+proxy"
+    SOFT_EMAIL_PROXY = "soft:email+proxy"
+    SOFT_USERNAME_EMAIL_PROXY = "soft:username+email+proxy"
+
+    @classmethod
+    def soft(cls, attributes: Iterable[str]) -> MatchedBy:
+        """The soft match on these attributes, in the order username, email, proxy."""
+        return cls("soft:" + "+".join(attributes))
 
 
 class RoundKind(enum.StrEnum):
@@ -89,12 +119,17 @@ class Link:
     entra_id: str
     kind: Kind
     eliza_id: int
-    matched_by: str  # "created", "hard", "soft:username", "soft:email", "soft:proxy", ...
+    matched_by: MatchedBy
     matched_at: datetime
     pushed: Mapping[str, Any]  # field -> value ELIZA accepted
     pushed_version: int
-    status: str = "active"  # "active" | "deactivated" | "deleted"
+    status: LinkStatus = LinkStatus.ACTIVE
     saved: Mapping[str, Any] = field(default_factory=dict)  # what deprovisioning must undo
+
+    def __post_init__(self) -> None:
+        # the store hands in the stored strings; keep the enums true at run time
+        object.__setattr__(self, "matched_by", MatchedBy(self.matched_by))
+        object.__setattr__(self, "status", LinkStatus(self.status))
 
 
 @dataclass(frozen=True)

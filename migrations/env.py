@@ -1,6 +1,6 @@
 """Alembic environment for the state database.
 
-deltasync runs migrations itself (``deltasync.state.database.migrate``) and hands this file
+deltasync runs migrations itself (``deltasync.state.migrate.migrate``) and hands this file
 the connection, already inside a transaction, through ``config.attributes["connection"]``.
 For developers (``alembic revision --autogenerate``) a ``sqlalchemy.url`` option works too.
 """

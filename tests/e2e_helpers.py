@@ -1,14 +1,20 @@
-"""Helpers for tests that drive whole runs against the loopback sandbox."""
+"""Helpers for tests that drive whole runs against the loopback sandbox or Graph alone."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from deltasync import service
-from deltasync.config import Config
+from deltasync.config import Config, EntraConfig, Secret
 from deltasync.engine import RunOptions, RunReport
+from deltasync.sandbox.graph import GraphSim, TokenSim, make_tenant
+from deltasync.sandbox.loopback import LoopbackServer
 from deltasync.sandbox.server import Sandbox
+from deltasync.sandbox.tls import server_context, write_tls_files
 
 EXTERNAL = "external.firma.ch"
 
@@ -47,3 +53,55 @@ def eliza_person_of(sandbox: Sandbox, entra_id: str) -> list[dict[str, Any]]:
 def pick(sandbox: Sandbox, n: int = 1) -> list[dict[str, Any]]:
     users = sorted(in_scope(sandbox), key=lambda u: str(u["userPrincipalName"]))
     return [u for u in users if u.get("jobTitle")][:n]
+
+
+@dataclass
+class GraphWorld:
+    """Graph and the TLS token endpoint on loopback, without ELIZA, for one app identity."""
+
+    graph: GraphSim
+    tokens: TokenSim
+    graph_server: LoopbackServer
+    token_server: LoopbackServer
+    cfg: EntraConfig
+    user_ids: list[str]
+    tls_dir: Path
+
+    def stop(self) -> None:
+        """Stop both servers (idempotent)."""
+        self.graph_server.stop()
+        self.token_server.stop()
+
+
+def start_graph_world(
+    tmp_path: Path,
+    tenant_id: str,
+    client_id: str,
+    secret: str,
+    *,
+    users: int,
+    page_size: int,
+    seed: int,
+) -> GraphWorld:
+    """Start a :class:`GraphWorld` with a demo tenant of ``users``; its TLS files go to tls/."""
+    tokens = TokenSim(tenant_id, client_id, secret)
+    graph = GraphSim(tokens=tokens, page_size=page_size, seed=seed)
+    tls = write_tls_files(tmp_path / "tls")
+    token_server = LoopbackServer(tokens.handle, ssl_context=server_context(tls)).start()
+    graph_server = LoopbackServer(graph.handle).start()
+    graph.base_url = f"{graph_server.url}/v1.0"
+    tokens.authority = token_server.url
+    user_ids = make_tenant(graph, users)
+    cfg = EntraConfig(
+        tenant_id=tenant_id,
+        client_id=client_id,
+        client_secret=Secret(secret),
+        authority_host=token_server.url,
+        graph_url=graph.base_url,
+        ca_bundle=tls.ca,
+    )
+    return GraphWorld(graph, tokens, graph_server, token_server, cfg, user_ids, tmp_path / "tls")
+
+
+SandboxFactory = Callable[..., Sandbox]
+GraphWorldFactory = Callable[..., GraphWorld]

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from deltasync.sandbox.eliza_sim import ElizaSim
+from deltasync.sandbox.eliza import ElizaSim
 
 TOKEN = "sim-token-4f1c"
 BASE = "http://eliza.test"

@@ -14,8 +14,8 @@ import os
 import re
 import socket
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlencode
@@ -23,6 +23,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 import vcr
+from e2e_helpers import GraphWorld, GraphWorldFactory
 
 from deltasync.config import EntraConfig, Secret
 from deltasync.errors import (
@@ -35,9 +36,8 @@ from deltasync.errors import (
 from deltasync.graph.client import GraphSource
 from deltasync.graph.delta import select_for
 from deltasync.models import DeltaPage, ObjectChange, Removed
-from deltasync.sandbox.graph_sim import GraphSim, TokenSim, make_tenant
-from deltasync.sandbox.server import LoopbackServer
-from deltasync.sandbox.tls import make_client_certificate, server_context, write_tls_files
+from deltasync.sandbox.loopback import LoopbackServer
+from deltasync.sandbox.tls import make_client_certificate
 
 TENANT = "5f3c2a1e-8d4b-4c6f-9a7e-1b2c3d4e5f60"
 CLIENT = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d"
@@ -53,47 +53,9 @@ JWT = re.compile(r"eyJ[\w-]+\.[\w-]+\.[\w-]+")
 T = TypeVar("T")
 
 
-@dataclass
-class World:
-    graph: GraphSim
-    tokens: TokenSim
-    graph_server: LoopbackServer
-    token_server: LoopbackServer
-    cfg: EntraConfig
-    user_ids: list[str]
-    tls_dir: Path
-
-
-def start_world(tmp_path: Path, *, users: int, page_size: int) -> World:
-    tokens = TokenSim(TENANT, CLIENT, SECRET)
-    graph = GraphSim(tokens=tokens, page_size=page_size, seed=3)
-    tls = write_tls_files(tmp_path / "tls")
-    token_server = LoopbackServer(tokens.handle, ssl_context=server_context(tls)).start()
-    graph_server = LoopbackServer(graph.handle).start()
-    graph.base_url = f"{graph_server.url}/v1.0"
-    tokens.authority = token_server.url
-    user_ids = make_tenant(graph, users)
-    cfg = EntraConfig(
-        tenant_id=TENANT,
-        client_id=CLIENT,
-        client_secret=Secret(SECRET),
-        authority_host=token_server.url,
-        graph_url=graph.base_url,
-        ca_bundle=tls.ca,
-    )
-    return World(graph, tokens, graph_server, token_server, cfg, user_ids, tmp_path / "tls")
-
-
-def stop_world(world: World) -> None:
-    world.graph_server.stop()
-    world.token_server.stop()
-
-
 @pytest.fixture
-def world(tmp_path: Path) -> Iterator[World]:
-    started = start_world(tmp_path, users=120, page_size=50)
-    yield started
-    stop_world(started)
+def world(make_graph_world: GraphWorldFactory) -> GraphWorld:
+    return make_graph_world(TENANT, CLIENT, SECRET, users=120, page_size=50, seed=3)
 
 
 def run(
@@ -123,7 +85,7 @@ async def read_round(
     return pages, delta_link
 
 
-def full_round(world: World) -> tuple[list[DeltaPage], str]:
+def full_round(world: GraphWorld) -> tuple[list[DeltaPage], str]:
     (pages, delta_link), _ = run(
         world.cfg, lambda source: read_round(source, source.initial_url("users", SELECT))
     )
@@ -139,7 +101,7 @@ def only_change(pages: list[DeltaPage], object_id: str) -> ObjectChange:
     return change
 
 
-def test_full_round_reads_every_user_page_by_page_until_the_delta_link(world: World) -> None:
+def test_full_round_reads_every_user_page_by_page_until_the_delta_link(world: GraphWorld) -> None:
     async def scenario(source: GraphSource) -> tuple[list[DeltaPage], str]:
         return await read_round(source, source.initial_url("users", SELECT))
 
@@ -163,7 +125,7 @@ def test_full_round_reads_every_user_page_by_page_until_the_delta_link(world: Wo
 
 
 @pytest.mark.parametrize("trailing", ["", "/"])
-def test_requests_go_to_clean_urls_with_a_bearer_token(world: World, trailing: str) -> None:
+def test_requests_go_to_clean_urls_with_a_bearer_token(world: GraphWorld, trailing: str) -> None:
     world.cfg = replace(world.cfg, graph_url=world.cfg.graph_url + trailing)
 
     full_round(world)
@@ -180,7 +142,7 @@ def test_requests_go_to_clean_urls_with_a_bearer_token(world: World, trailing: s
 
 
 def test_incremental_round_with_prefer_minimal_returns_only_changed_properties(
-    world: World,
+    world: GraphWorld,
 ) -> None:
     _, delta_link = full_round(world)
     user_id = world.user_ids[5]
@@ -193,7 +155,7 @@ def test_incremental_round_with_prefer_minimal_returns_only_changed_properties(
     assert {r.headers.get("prefer") for r in world.graph.requests} == {"return=minimal"}
 
 
-def test_incremental_round_without_minimal_repeats_unchanged_properties(world: World) -> None:
+def test_incremental_round_without_minimal_repeats_unchanged_properties(world: GraphWorld) -> None:
     _, delta_link = full_round(world)
     user_id = world.user_ids[5]
     world.graph.update_user(user_id, jobTitle="Leiterin Pflege")
@@ -207,7 +169,7 @@ def test_incremental_round_without_minimal_repeats_unchanged_properties(world: W
     assert all("prefer" not in r.headers for r in world.graph.requests)
 
 
-def test_explicit_null_survives_as_none_in_props(world: World) -> None:
+def test_explicit_null_survives_as_none_in_props(world: GraphWorld) -> None:
     _, delta_link = full_round(world)
     user_id = next(u["id"] for u in world.graph.users() if u.get("mobilePhone"))
     world.graph.update_user(user_id, mobilePhone=None)
@@ -220,7 +182,7 @@ def test_explicit_null_survives_as_none_in_props(world: World) -> None:
     assert "jobTitle" not in props  # unchanged, so absent
 
 
-def test_soft_and_hard_deletes_arrive_as_removed_changes(world: World) -> None:
+def test_soft_and_hard_deletes_arrive_as_removed_changes(world: GraphWorld) -> None:
     _, delta_link = full_round(world)
     soft, hard = world.user_ids[-1], world.user_ids[-2]
     world.graph.soft_delete(soft)
@@ -232,7 +194,7 @@ def test_soft_and_hard_deletes_arrive_as_removed_changes(world: World) -> None:
     assert only_change(pages, hard).removed is Removed.DELETED
 
 
-def test_expired_delta_token_raises_delta_token_expired(world: World) -> None:
+def test_expired_delta_token_raises_delta_token_expired(world: GraphWorld) -> None:
     _, delta_link = full_round(world)
     world.graph.expire_tokens()
 
@@ -244,7 +206,7 @@ def test_expired_delta_token_raises_delta_token_expired(world: World) -> None:
     assert token not in str(caught.value)  # the opaque token is shortened
 
 
-def test_gone_410_raises_delta_token_expired(world: World) -> None:
+def test_gone_410_raises_delta_token_expired(world: GraphWorld) -> None:
     _, delta_link = full_round(world)
     world.graph.fail_next(410)
 
@@ -252,7 +214,7 @@ def test_gone_410_raises_delta_token_expired(world: World) -> None:
         run(world.cfg, lambda source: source.fetch_page(delta_link, minimal=True))
 
 
-def test_429_with_retry_after_is_retried_and_succeeds(world: World) -> None:
+def test_429_with_retry_after_is_retried_and_succeeds(world: GraphWorld) -> None:
     world.graph.throttle(1, retry_after=1)
     started = time.monotonic()
 
@@ -268,7 +230,7 @@ def test_429_with_retry_after_is_retried_and_succeeds(world: World) -> None:
     assert page.changes
 
 
-def test_503_that_persists_raises_service_unavailable_after_the_retries(world: World) -> None:
+def test_503_that_persists_raises_service_unavailable_after_the_retries(world: GraphWorld) -> None:
     world.graph.fail_next(503, n=10)
 
     async def scenario(source: GraphSource) -> int:
@@ -286,7 +248,7 @@ def test_503_that_persists_raises_service_unavailable_after_the_retries(world: W
 
 @pytest.mark.parametrize("statuses", [[500], [502], [500, 502]])
 def test_500_and_502_are_retried_with_backoff_and_succeed(
-    world: World, statuses: list[int]
+    world: GraphWorld, statuses: list[int]
 ) -> None:
     for status in statuses:
         world.graph.fail_next(status)
@@ -304,7 +266,7 @@ def test_500_and_502_are_retried_with_backoff_and_succeed(
 
 @pytest.mark.parametrize("status", [500, 502])
 def test_500_or_502_that_persists_raises_service_unavailable_after_the_retries(
-    world: World, status: int
+    world: GraphWorld, status: int
 ) -> None:
     world.graph.fail_next(status, n=10)
 
@@ -360,7 +322,7 @@ def reset(kind: type[httpx.TransportError]) -> httpx.TransportError:
     ],
 )
 def test_connection_resets_are_retried_and_succeed(
-    world: World, kinds: list[type[httpx.TransportError]]
+    world: GraphWorld, kinds: list[type[httpx.TransportError]]
 ) -> None:
     transport = FlakyTransport([reset(kind) for kind in kinds])
 
@@ -378,7 +340,7 @@ def test_connection_resets_are_retried_and_succeed(
 
 
 def test_connection_resets_that_persist_raise_service_unavailable_after_the_retries(
-    world: World,
+    world: GraphWorld,
 ) -> None:
     transport = FlakyTransport([reset(httpx.RemoteProtocolError) for _ in range(10)])
 
@@ -396,7 +358,7 @@ def test_connection_resets_that_persist_raise_service_unavailable_after_the_retr
     assert requests == 3
 
 
-def test_a_400_is_not_retried(world: World) -> None:
+def test_a_400_is_not_retried(world: GraphWorld) -> None:
     world.graph.fail_next(400, code="Request_BadRequest", n=5)
 
     with pytest.raises(RunFailedError, match="400"):
@@ -408,7 +370,7 @@ def test_a_400_is_not_retried(world: World) -> None:
     assert [r.status for r in world.graph.requests] == [400]
 
 
-def test_wrong_client_secret_raises_auth_error_without_the_secret(world: World) -> None:
+def test_wrong_client_secret_raises_auth_error_without_the_secret(world: GraphWorld) -> None:
     wrong = "Wr0ng~secret-value-that-must-not-leak"
     cfg = replace(world.cfg, client_secret=Secret(wrong))
 
@@ -429,7 +391,7 @@ def test_wrong_client_secret_raises_auth_error_without_the_secret(world: World) 
 
 
 def test_missing_permission_raises_permission_denied_naming_user_read_all(
-    world: World,
+    world: GraphWorld,
 ) -> None:
     world.graph.granted.clear()
 
@@ -443,7 +405,7 @@ def test_missing_permission_raises_permission_denied_naming_user_read_all(
     assert "403" in str(caught.value)
 
 
-def test_revoked_access_token_raises_auth_error(world: World) -> None:
+def test_revoked_access_token_raises_auth_error(world: GraphWorld) -> None:
     async def scenario(source: GraphSource) -> None:
         await source.fetch_page(source.initial_url("users", SELECT), minimal=False)
         world.tokens.revoke_all()
@@ -453,7 +415,7 @@ def test_revoked_access_token_raises_auth_error(world: World) -> None:
         run(world.cfg, scenario)
 
 
-def test_unreachable_graph_raises_service_unavailable(world: World) -> None:
+def test_unreachable_graph_raises_service_unavailable(world: GraphWorld) -> None:
     with socket.socket() as probe:  # a port nobody listens on once the probe is closed
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -466,7 +428,7 @@ def test_unreachable_graph_raises_service_unavailable(world: World) -> None:
         )
 
 
-def test_certificate_credential_gets_a_token_and_reads_a_page(world: World) -> None:
+def test_certificate_credential_gets_a_token_and_reads_a_page(world: GraphWorld) -> None:
     certificate = make_client_certificate(world.tls_dir)
     world.tokens.add_certificate(certificate.certificate)
     cfg = replace(world.cfg, client_secret=None, certificate_path=certificate.pem)
@@ -484,7 +446,7 @@ IDENTITY_CLIENT = "6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b"
 
 @pytest.mark.parametrize("identity_client_id", [IDENTITY_CLIENT, None])
 def test_managed_identity_asks_for_the_configured_user_assigned_identity(
-    world: World, monkeypatch: pytest.MonkeyPatch, identity_client_id: str | None
+    world: GraphWorld, monkeypatch: pytest.MonkeyPatch, identity_client_id: str | None
 ) -> None:
     """An App Service identity endpoint on loopback hands out tokens minted by TokenSim."""
     asked: list[dict[str, str]] = []
@@ -581,18 +543,20 @@ def assert_no_secrets(cassette: Path, *access_tokens: str) -> None:
     assert SCRUBBED_TOKEN in text  # the token answer was recorded, then scrubbed
 
 
-def test_recorded_round_replays_with_the_servers_stopped(tmp_path: Path) -> None:
+def test_recorded_round_replays_with_the_servers_stopped(
+    tmp_path: Path, make_graph_world: GraphWorldFactory
+) -> None:
     rerecord = os.environ.get("DELTASYNC_RERECORD") == "1"
     folder = CASSETTES if rerecord else tmp_path / "cassettes"
     name = COMMITTED_CASSETTE if rerecord else "round.yaml"
     (folder / name).unlink(missing_ok=True)  # "all" would add to an existing cassette
-    world = start_world(tmp_path, users=12, page_size=5)
+    world = make_graph_world(TENANT, CLIENT, SECRET, users=12, page_size=5, seed=3)
     try:
         with cassette_vcr(folder).use_cassette(name, record_mode="all"):
             recorded = read_users_round(world.cfg)
         issued = list(world.tokens.issued)
     finally:
-        stop_world(world)
+        world.stop()
     assert issued  # a real token was fetched while recording
 
     with cassette_vcr(folder).use_cassette(name, record_mode="none") as cassette:

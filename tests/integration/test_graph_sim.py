@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from deltasync.sandbox.graph_sim import GraphSim, TokenSim, make_tenant
+from deltasync.sandbox.graph import GraphSim, TokenSim, make_tenant
 
 BASE = "http://graph.sandbox.invalid/v1.0"
 SELECT = (

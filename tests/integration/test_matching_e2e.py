@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -13,23 +11,15 @@ import pytest
 from e2e_helpers import eliza_person_of, eliza_user_of, in_scope, pick, sync, writes
 
 from deltasync import service
-from deltasync.config import Config, load_config
+from deltasync.config import Config
 from deltasync.errors import ConfigError
 from deltasync.mapping import compile_expr
-from deltasync.sandbox.server import Sandbox, start_sandbox
+from deltasync.sandbox.server import Sandbox
 
 TODAY = datetime.now(ZoneInfo("Europe/Zurich")).date().isoformat()
 
 
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    with start_sandbox(tmp_path, users=30, seed=5, page_size=12) as sb:
-        yield sb
-
-
-@pytest.fixture
-def config(sandbox: Sandbox) -> Config:
-    return load_config(sandbox.config_path, env=sandbox.env)
+pytestmark = pytest.mark.sandbox(users=30, seed=5, page_size=12)
 
 
 def tweak(config: Config, section: str, **changes: Any) -> Config:

@@ -22,12 +22,9 @@ from sqlalchemy import Engine, create_engine, inspect, text
 from deltasync.errors import StateStoreError
 from deltasync.models import DeltaPage, ObjectChange, RoundKind
 from deltasync.state import open_store, upgrade
-from deltasync.state.database import (
-    alembic_config,
-    create_state_engine,
-    head_revision,
-    script_location,
-)
+from deltasync.state.database import create_state_engine
+from deltasync.state.migrate import alembic_config, head_revision
+from deltasync.state.revision import HEAD_REVISION, script_location
 from deltasync.state.tables import metadata
 
 REPO = Path(__file__).resolve().parents[2]
@@ -56,6 +53,28 @@ def drift(engine: Engine) -> list[Any]:
 
 def tables(engine: Engine) -> set[str]:
     return set(inspect(engine).get_table_names())
+
+
+def test_the_head_revision_known_to_the_code_is_the_migrations_head() -> None:
+    assert head_revision() == HEAD_REVISION, (
+        "a migration was added: set deltasync.state.revision.HEAD_REVISION to its revision id"
+    )
+
+
+def test_opening_an_up_to_date_store_does_not_import_alembic(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    upgrade(url)
+    probe = (
+        "import sys; from deltasync.state import open_store; "
+        "open_store(sys.argv[1]).close(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'alembic'))"
+    )
+
+    result = subprocess.run(
+        [sys.executable, "-c", probe, url], capture_output=True, text=True, check=True, timeout=60
+    )
+
+    assert result.stdout.strip() == "[]"
 
 
 def test_upgrade_on_an_empty_database_matches_the_tables(
@@ -212,7 +231,7 @@ def test_built_wheel_carries_and_uses_its_own_migrations(tmp_path: Path) -> None
         archive.extractall(site)
     probe = (
         "import sys; from deltasync.state import upgrade; "
-        "from deltasync.state.database import script_location; "
+        "from deltasync.state.revision import script_location; "
         "print(script_location()); print(upgrade(sys.argv[1]))"
     )
 

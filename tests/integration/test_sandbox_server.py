@@ -21,9 +21,11 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from e2e_helpers import SandboxFactory
 
-from deltasync.sandbox.graph_sim import GraphSim, TokenSim, make_tenant
-from deltasync.sandbox.server import LoopbackServer, Sandbox, start_sandbox
+from deltasync.sandbox.graph import GraphSim, TokenSim, make_tenant
+from deltasync.sandbox.loopback import LoopbackServer
+from deltasync.sandbox.server import Sandbox, start_sandbox
 from deltasync.sandbox.tls import make_client_certificate, make_server_tls
 
 
@@ -470,53 +472,53 @@ def test_certificate_credential_signs_a_client_assertion(tmp_path: Path) -> None
     assert token.token in tokens.issued
 
 
-def test_msgraph_sdk_reads_delta_rounds_from_the_sandbox(tmp_path: Path) -> None:
+def test_msgraph_sdk_reads_delta_rounds_from_the_sandbox(make_sandbox: SandboxFactory) -> None:
     from azure.identity.aio import ClientSecretCredential
     from kiota_abstractions.base_request_configuration import RequestConfiguration
     from msgraph.generated.models.o_data_errors.o_data_error import ODataError
     from msgraph.generated.users.delta.delta_request_builder import DeltaRequestBuilder
     from msgraph.graph_service_client import GraphServiceClient
 
-    with start_sandbox(tmp_path, users=40, page_size=15) as running:
+    running = make_sandbox(users=40, page_size=15)
 
-        async def run() -> tuple[int, str, Any]:
-            credential = ClientSecretCredential(
-                "sandbox-tenant",
-                "sandbox-client",
-                secret(running),
-                authority=running.authority,
-                connection_verify=str(running.ca_path),
+    async def run() -> tuple[int, str, Any]:
+        credential = ClientSecretCredential(
+            "sandbox-tenant",
+            "sandbox-client",
+            secret(running),
+            authority=running.authority,
+            connection_verify=str(running.ca_path),
+        )
+        async with credential:
+            client = GraphServiceClient(credentials=credential, scopes=[graph_scope(running)])
+            client.request_adapter.base_url = running.graph_url
+            query = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(
+                select=["id", "displayName", "manager"]
             )
-            async with credential:
-                client = GraphServiceClient(credentials=credential, scopes=[graph_scope(running)])
-                client.request_adapter.base_url = running.graph_url
-                query = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(
-                    select=["id", "displayName", "manager"]
-                )
-                config: RequestConfiguration[Any] = RequestConfiguration(query_parameters=query)
-                config.headers.add("Prefer", "return=minimal")
-                page: Any = await client.users.delta.get(request_configuration=config)
-                ids = {u.id for u in page.value}
-                while page.odata_next_link:
-                    page = await client.users.delta.with_url(page.odata_next_link).get()
-                    ids |= {u.id for u in page.value}
-                running.graph.expire_tokens()
-                try:
-                    await client.users.delta.with_url(page.odata_delta_link).get()
-                except ODataError as error:
-                    return len(ids), page.odata_delta_link, error
-                raise AssertionError("the expired token was accepted")
+            config: RequestConfiguration[Any] = RequestConfiguration(query_parameters=query)
+            config.headers.add("Prefer", "return=minimal")
+            page: Any = await client.users.delta.get(request_configuration=config)
+            ids = {u.id for u in page.value}
+            while page.odata_next_link:
+                page = await client.users.delta.with_url(page.odata_next_link).get()
+                ids |= {u.id for u in page.value}
+            running.graph.expire_tokens()
+            try:
+                await client.users.delta.with_url(page.odata_delta_link).get()
+            except ODataError as error:
+                return len(ids), page.odata_delta_link, error
+            raise AssertionError("the expired token was accepted")
 
-        count, delta_link, error = asyncio.run(run())
+    count, delta_link, error = asyncio.run(run())
 
-        assert count == 40
-        assert delta_link.startswith(f"{running.graph_url}/users/delta?$deltatoken=")
-        assert error.response_status_code == 400
-        assert error.error.code == "syncStateNotFound"
-        first = running.graph.requests[0]
-        assert first.path == "/v1.0/users/delta()"
-        assert first.headers["prefer"] == "return=minimal"
-        assert first.headers["authorization"] == "Bearer ***"
+    assert count == 40
+    assert delta_link.startswith(f"{running.graph_url}/users/delta?$deltatoken=")
+    assert error.response_status_code == 400
+    assert error.error.code == "syncStateNotFound"
+    first = running.graph.requests[0]
+    assert first.path == "/v1.0/users/delta()"
+    assert first.headers["prefer"] == "return=minimal"
+    assert first.headers["authorization"] == "Bearer ***"
 
 
 def test_ssl_context_from_make_server_tls_is_a_server_context(tmp_path: Path) -> None:

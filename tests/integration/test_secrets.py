@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from deltasync.cli import run_cli
-from deltasync.sandbox.server import Sandbox, start_sandbox
+from deltasync.sandbox.server import Sandbox
 
-
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    with start_sandbox(tmp_path, users=20, seed=11, page_size=8) as sb:
-        yield sb
+pytestmark = pytest.mark.sandbox(users=20, seed=11, page_size=8)
 
 
 def secrets_of(sandbox: Sandbox) -> list[str]:

@@ -10,9 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -31,18 +29,9 @@ from deltasync.config import Config, load_config
 from deltasync.engine import RunOptions
 from deltasync.errors import BadPayloadError, LeaseHeldError, ServiceUnavailableError
 from deltasync.models import Kind
-from deltasync.sandbox.server import Sandbox, start_sandbox
+from deltasync.sandbox.server import Sandbox
 
-
-@pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[Sandbox]:
-    with start_sandbox(tmp_path, users=40, seed=3, page_size=15) as sb:
-        yield sb
-
-
-@pytest.fixture
-def config(sandbox: Sandbox) -> Config:
-    return load_config(sandbox.config_path, env=sandbox.env)
+pytestmark = pytest.mark.sandbox(users=40, seed=3, page_size=15)
 
 
 def test_initial_sync_creates_every_user_and_person_linked_by_entra_id(

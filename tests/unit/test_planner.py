@@ -11,7 +11,7 @@ import pytest
 from deltasync.filter import parse_filter
 from deltasync.mapping import DEFAULT_PERSON_MAPPING, DEFAULT_USER_MAPPING, merge_mapping
 from deltasync.models import Kind, Link, MirrorObject, Removed
-from deltasync.planner import (
+from deltasync.plan import (
     AddToGroups,
     Op,
     PlanContext,

@@ -9,7 +9,7 @@ from deltasync.config import Config
 from deltasync.eliza.client import ElizaClient, Resource, schema_fields
 from deltasync.errors import DeltaSyncError
 from deltasync.graph.client import GraphSource
-from deltasync.service import SyncFlags, engine_settings
+from deltasync.service.settings import SyncFlags, engine_settings
 
 # ELIZA fields the sync writes besides the mapped ones
 EXTRA_FIELDS = {

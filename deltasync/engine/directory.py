@@ -1,0 +1,89 @@
+"""The ELIZA lookup cache: existing users and persons for matching, live or prefetched."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from deltasync import fields as f
+from deltasync.engine.ports import Collections, Target
+from deltasync.models import Kind
+
+#: The fields matching looks ELIZA users and persons up by (the prefetched rows are indexed).
+_INDEXED: dict[Kind, tuple[str, ...]] = {
+    Kind.USER: (f.REMOTE_KEY, f.USERNAME, f.EMAIL),
+    Kind.PERSON: (f.REMOTE_KEY, f.PERSON_USER, f.EMAIL),
+}
+
+
+class Directory:
+    """Lookups of existing ELIZA users and persons for matching: live, or from one list read.
+
+    Before a big first sync, reading the lists once costs a handful of requests where
+    per-object lookups would cost several per Entra user. The prefetched rows are indexed
+    by the fields matching looks up, so each lookup is O(1), not a scan of the whole list.
+    """
+
+    def __init__(self, target: Target, names: Collections) -> None:
+        self.target = target
+        self.names = names
+        self.prefetched = False
+        self.rows: dict[Kind, dict[Any, dict[str, Any]]] = {Kind.USER: {}, Kind.PERSON: {}}
+        self._index: dict[tuple[Kind, str, Any], dict[Any, dict[str, Any]]] = {}
+
+    @staticmethod
+    def _norm(kind: Kind, name: str, value: Any) -> Any:
+        if kind == Kind.USER and name in (f.USERNAME, f.EMAIL):
+            return str(value or "").lower()
+        return value
+
+    def _add(self, kind: Kind, row: dict[str, Any]) -> None:
+        self.rows[kind][row.get("id")] = row
+        for name in _INDEXED[kind]:
+            key = (kind, name, self._norm(kind, name, row.get(name)))
+            self._index.setdefault(key, {})[row.get("id")] = row
+
+    def _drop(self, kind: Kind, oid: Any) -> None:
+        row = self.rows[kind].pop(oid, None)
+        if row is None:
+            return
+        for name in _INDEXED[kind]:
+            key = (kind, name, self._norm(kind, name, row.get(name)))
+            self._index.get(key, {}).pop(oid, None)
+
+    async def prefetch(self) -> None:
+        """Read every user and person once."""
+        for kind, res in ((Kind.USER, self.names.USER), (Kind.PERSON, self.names.PERSON)):
+            for row in await self.target.list_all(res):
+                self._add(kind, dict(row))
+        self.prefetched = True
+
+    def remember(self, kind: Kind, obj: Mapping[str, Any]) -> None:
+        """Keep the prefetched lists current after a write."""
+        if not self.prefetched or kind not in _INDEXED:
+            return
+        self._drop(kind, obj.get("id"))
+        self._add(kind, dict(obj))
+
+    def _lookup(self, kind: Kind, field_name: str, value: Any) -> list[dict[str, Any]]:
+        if field_name in _INDEXED[kind]:
+            key = (kind, field_name, self._norm(kind, field_name, value))
+            return list(self._index.get(key, {}).values())
+        norm = self._norm(kind, field_name, value)
+        return [
+            r
+            for r in self.rows[kind].values()
+            if self._norm(kind, field_name, r.get(field_name)) == norm
+        ]
+
+    async def users_by(self, field_name: str, value: str) -> list[dict[str, Any]]:
+        """Users whose field equals value (username and email case-insensitively)."""
+        if not self.prefetched:
+            return await self.target.find(self.names.USER, **{field_name: value})
+        return self._lookup(Kind.USER, field_name, value)
+
+    async def persons_by(self, field_name: str, value: Any) -> list[dict[str, Any]]:
+        """Persons whose field equals value exactly."""
+        if not self.prefetched:
+            return await self.target.find(self.names.PERSON, **{field_name: value})
+        return self._lookup(Kind.PERSON, field_name, value)

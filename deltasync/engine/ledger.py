@@ -1,0 +1,181 @@
+"""The only place a run writes what it did: journal, links, failures, settling, fingerprint.
+
+A real run gets a :class:`Ledger`; a dry run a :class:`DryLedger` with the same methods
+(:class:`Records`) that records nothing, so no phase asks whether the run is a dry one.
+The mirror and the delta cursors are a copy of Graph, not a record of the run: the pull
+phase keeps them in a dry run too. The order in which the push calls the ledger is
+written down in :mod:`deltasync.engine.push`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any, Protocol
+
+from deltasync.engine.ports import Store
+from deltasync.engine.report import changes_json
+from deltasync.models import Kind, Link, LinkStatus
+from deltasync.plan.actions import Action
+
+CREATING = "creating"  # journal marker written before a POST: its outcome may get lost
+PLAN_FINGERPRINT = "plan_fingerprint"
+
+
+class Records(Protocol):
+    """What the phases call to record the run; :class:`Ledger` and :class:`DryLedger`."""
+
+    applied: str  # how the run report calls an action that went through
+
+    def known_failures(self, entra_ids: Iterable[str]) -> None: ...
+
+    def creating(self, entra_id: str, kind: Kind) -> None: ...
+
+    def create_pending(self, entra_id: str, kind: Kind) -> bool: ...
+
+    def pushed(self, action: Action, link: Link | None, eliza_id: int | None) -> None: ...
+
+    def forget(self, entra_id: str, kind: Kind) -> None: ...
+
+    def relink(self, link: Link) -> None: ...
+
+    def failed(
+        self,
+        entra_id: str,
+        kind: Kind,
+        op: str,
+        category: str,
+        message: str,
+        detail: Mapping[str, Any],
+        version: int,
+    ) -> None: ...
+
+    def succeeded(self, entra_id: str) -> None: ...
+
+    def settle(self, entra_id: str, version: int) -> None: ...
+
+    def plan_current(self, fingerprint: str) -> None: ...
+
+
+class Ledger:
+    """Writes through to the state store."""
+
+    applied = "ok"
+
+    def __init__(self, store: Store, run_id: int, now: Callable[[], datetime]) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.now = now
+        self._failed: set[str] = set()  # Entra ids with a recorded failure
+
+    def known_failures(self, entra_ids: Iterable[str]) -> None:
+        """Objects with a failure from earlier runs: a success clears it."""
+        self._failed = set(entra_ids)
+
+    def creating(self, entra_id: str, kind: Kind) -> None:
+        """The journal marker of a create about to be sent."""
+        self.store.journal(self.run_id, entra_id, kind, CREATING, None, {})
+
+    def create_pending(self, entra_id: str, kind: Kind) -> bool:
+        """The journal shows an earlier create of this object whose outcome was never recorded."""
+        return any(
+            e.kind == kind and e.action == CREATING for e in self.store.journal_for(entra_id, 50)
+        )
+
+    def pushed(self, action: Action, link: Link | None, eliza_id: int | None) -> None:
+        """What ELIZA accepted: the link (none once gone or ended) and its journal entry."""
+        kept = None if link is None or link.status == LinkStatus.ENDED else link
+        self.store.record_push(
+            kept,
+            self.run_id,
+            action.entra_id,
+            action.kind,
+            action.op.value,
+            eliza_id,
+            changes_json(action.changes),
+        )
+
+    def forget(self, entra_id: str, kind: Kind) -> None:
+        """The linked object is gone from ELIZA: drop the link, it is created again."""
+        self.store.delete_link(entra_id, kind)
+
+    def relink(self, link: Link) -> None:
+        """A link's status changed without a write to ELIZA (protected, or no longer)."""
+        self.store.save_link(link)
+
+    def failed(
+        self,
+        entra_id: str,
+        kind: Kind,
+        op: str,
+        category: str,
+        message: str,
+        detail: Mapping[str, Any],
+        version: int,
+    ) -> None:
+        """An action failed or conflicted: it is retried after its backoff."""
+        self._failed.add(entra_id)
+        self.store.record_failure(
+            entra_id, kind, op, category, message, detail, version, self.now()
+        )
+
+    def succeeded(self, entra_id: str) -> None:
+        """Every action of the object went through: clear its failures."""
+        if entra_id in self._failed:
+            for kind in Kind:
+                self.store.clear_failure(entra_id, kind)
+            self._failed.discard(entra_id)
+
+    def settle(self, entra_id: str, version: int) -> None:
+        """The object's mirror version is fully pushed."""
+        self.store.settle(entra_id, version)
+
+    def plan_current(self, fingerprint: str) -> None:
+        """Every object is planned under these settings (nothing left for later runs)."""
+        self.store.set_meta(PLAN_FINGERPRINT, fingerprint)
+
+
+class DryLedger:
+    """A dry run's ledger: the same calls, nothing recorded."""
+
+    applied = "planned"
+
+    def known_failures(self, entra_ids: Iterable[str]) -> None:
+        """Nothing recorded: nothing to clear."""
+
+    def creating(self, entra_id: str, kind: Kind) -> None:
+        """Not recorded."""
+
+    def create_pending(self, entra_id: str, kind: Kind) -> bool:
+        """A dry run creates nothing that could be pending (and may not trust the journal)."""
+        return False
+
+    def pushed(self, action: Action, link: Link | None, eliza_id: int | None) -> None:
+        """Not recorded."""
+
+    def forget(self, entra_id: str, kind: Kind) -> None:
+        """Not recorded."""
+
+    def relink(self, link: Link) -> None:
+        """Not recorded."""
+
+    def failed(
+        self,
+        entra_id: str,
+        kind: Kind,
+        op: str,
+        category: str,
+        message: str,
+        detail: Mapping[str, Any],
+        version: int,
+    ) -> None:
+        """Not recorded."""
+
+    def succeeded(self, entra_id: str) -> None:
+        """Not recorded."""
+
+    def settle(self, entra_id: str, version: int) -> None:
+        """Not recorded."""
+
+    def plan_current(self, fingerprint: str) -> None:
+        """Not recorded."""

@@ -1,0 +1,223 @@
+"""Push: execute each object's actions against ELIZA and record what ELIZA accepted.
+
+The commit order, written down here once and done by the code below:
+
+1. a create first journals the marker "creating" (:meth:`Ledger.creating`);
+2. then the request goes to ELIZA (POST; PATCH or DELETE for linked objects);
+3. then the link and its journal entry are recorded in one transaction
+   (:meth:`Ledger.pushed`). A lost POST response leaves only the marker: the next run
+   finds the object by remote_key and links it, never creating it twice;
+4. when every action of the object went through, its failures are cleared
+   (:meth:`Ledger.succeeded`);
+5. then its mirror version is settled (:meth:`Ledger.settle`), unless it waits for a
+   manager's link or its deprovisioning is held;
+6. at the end of the run, when no object was left for later, the plan fingerprint is
+   stored (:meth:`Ledger.plan_current`).
+
+What to send and what to record is decided by the pure :mod:`deltasync.plan.resolve`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from deltasync import fields as f
+from deltasync.engine.context import Run
+from deltasync.engine.directory import Directory
+from deltasync.engine.match import existing
+from deltasync.engine.ports import collection
+from deltasync.engine.report import action_json
+from deltasync.errors import (
+    ConfigError,
+    ConflictError,
+    ObjectRejectedError,
+    ServiceUnavailableError,
+)
+from deltasync.models import Kind, Link, LinkStatus
+from deltasync.plan.actions import Action, ObjectPlan, Op, Plan
+from deltasync.plan.objects import plan_object
+from deltasync.plan.resolve import Write, changed, created, matched, needs_current
+
+MAX_CONSECUTIVE_OUTAGES = 5
+PREFETCH_THRESHOLD = 20  # unlinked objects from which one list read beats per-object lookups
+PROGRESS_EVERY = 50
+
+
+async def push(run: Run, plan: Plan) -> None:
+    """Every object's actions, a few objects at a time; objects waiting for a link twice."""
+    await _check_orgunits(run, plan)
+    run.directory = Directory(run.target, run.names)
+    creates = sum(1 for a in plan.actions if a.op == Op.CREATE)
+    if creates >= PREFETCH_THRESHOLD:
+        run.log(f"{creates} objects to create or match: reading ELIZA's users and persons once")
+        await run.directory.prefetch()
+    await _Push(run, plan).all()
+
+
+class _Push:
+    def __init__(self, run: Run, plan: Plan) -> None:
+        self.run = run
+        self.plan = plan
+        self.held = {p.entra_id for p in plan.held}
+        self.outages = 0
+
+    async def all(self) -> None:
+        run, plan = self.run, self.plan
+        waiting: list[ObjectPlan] = []
+        sem = asyncio.Semaphore(run.settings.concurrency)
+        total = len([p for p in plan.objects if p.actions])
+        done = 0
+
+        async def one(p: ObjectPlan) -> None:
+            nonlocal done
+            async with sem:
+                ok = await self.object(p)
+            if p.actions:
+                done += 1
+            if p.actions and total >= PROGRESS_EVERY and done % PROGRESS_EVERY == 0:
+                run.log(f"pushed {done}/{total} objects")
+            if p.unresolved:
+                waiting.append(p)
+            elif ok and p.entra_id not in self.held:
+                run.ledger.settle(p.entra_id, p.version)
+
+        await asyncio.gather(*(one(p) for p in plan.objects))
+        if waiting:
+            # managers linked during this run: plan those objects once more
+            ctx = run.plan_context()
+            again = [
+                plan_object(run.objects[p.entra_id], run.links.get(p.entra_id, {}), ctx)
+                for p in waiting
+            ]
+            for p in again:
+                ok = await self.object(p)
+                if ok and not p.unresolved and p.entra_id not in self.held:
+                    run.ledger.settle(p.entra_id, p.version)
+        if not (run.report.deferred_objects or run.fingerprint_current):
+            # objects left for later runs must still be re-planned under the new settings
+            run.ledger.plan_current(run.settings.plan_fingerprint)
+
+    async def object(self, p: ObjectPlan) -> bool:
+        """Run one object's actions in order; False when one failed (the rest then wait)."""
+        for action in p.actions:
+            try:
+                await self.execute(action, p.version)
+            except (ObjectRejectedError, ServiceUnavailableError) as exc:
+                self.fail(action, p.version, exc)
+                return False
+            self.outages = 0
+        user_link = self.run.link(p.entra_id, Kind.USER)
+        if user_link is None or user_link.status != LinkStatus.PROTECTED:
+            self.run.ledger.succeeded(p.entra_id)
+        return True
+
+    def fail(self, action: Action, version: int, exc: Exception) -> None:
+        """Report a failed action and record it for a retry; too many outages stop the run."""
+        run = self.run
+        if isinstance(exc, ServiceUnavailableError):
+            self.outages += 1
+            if self.outages >= MAX_CONSECUTIVE_OUTAGES:
+                raise exc
+        category = "conflict" if isinstance(exc, ConflictError) else "error"
+        detail: dict[str, Any] = {}
+        if isinstance(exc, ObjectRejectedError):
+            detail = {"status": exc.status, "body": exc.body}
+            if isinstance(exc, ConflictError):
+                detail = {"candidates": exc.body}
+        entry = {
+            "entra_id": action.entra_id,
+            "label": action.label,
+            "kind": action.kind.value,
+            "op": action.op.value,
+            "message": str(exc),
+            **detail,
+        }
+        (run.report.conflicts if category == "conflict" else run.report.failures).append(entry)
+        run.report.actions.append(action_json(action, category))
+        run.log(f"{category}: {action.label} {action.kind.value} {action.op.value}: {exc}")
+        run.ledger.failed(
+            action.entra_id, action.kind, action.op.value, category, str(exc), detail, version
+        )
+
+    async def execute(self, a: Action, version: int) -> None:
+        """One action: read what the write depends on, send it, record it."""
+        if a.op == Op.CREATE:
+            await self.create(a, version)
+            return
+        run = self.run
+        link = run.link(a.entra_id, a.kind)
+        assert link is not None and a.eliza_id is not None
+        resource = collection(run.names, a.kind)
+        current = None
+        if needs_current(a):
+            current = await run.target.get(resource, a.eliza_id)
+            if current is None:
+                self.gone(a, link)
+        write = changed(a, link, current, run.ids)
+        try:
+            if a.op == Op.DELETE:
+                await run.target.delete(resource, a.eliza_id)
+            else:
+                await run.target.update(resource, a.eliza_id, write.body)
+        except ObjectRejectedError as exc:
+            if exc.status == 404:
+                self.gone(a, link)
+            raise
+        self.commit(write, write.relinked(link, version))
+
+    async def create(self, a: Action, version: int) -> None:
+        """Match first; create only without a match, after journalling that it is under way."""
+        run = self.run
+        resource = collection(run.names, a.kind)
+        target, matched_by = await existing(run, a)
+        write: Write
+        if target is not None:
+            write = matched(a, target, matched_by, run.ids)
+            eliza_id = int(target["id"])
+            if write.body:
+                await run.target.update(resource, eliza_id, write.body)
+        else:
+            write = created(a, run.ids)
+            run.ledger.creating(a.entra_id, a.kind)
+            answer = await run.target.create(resource, write.body)
+            run.directory.remember(a.kind, answer)
+            eliza_id = int(answer["id"])
+        self.commit(write, write.linked(eliza_id, version, run.now()))
+
+    def gone(self, a: Action, link: Link) -> None:
+        """The linked object was deleted in ELIZA by hand: forget the link, report it."""
+        self.run.ledger.forget(a.entra_id, a.kind)
+        self.run.linked(a.entra_id, a.kind, None)
+        raise ObjectRejectedError(
+            f"the linked ELIZA {a.kind.value} #{link.eliza_id} no longer exists (deleted in "
+            "ELIZA); it will be created again on the next run",
+            status=404,
+        )
+
+    def commit(self, write: Write, link: Link) -> None:
+        """Record a success: the link (what ELIZA accepted) and its journal entry, together."""
+        run = self.run
+        run.linked(link.entra_id, link.kind, link)
+        run.report.actions.append(action_json(write.action, run.ledger.applied, link.eliza_id))
+        run.ledger.pushed(write.action, link, link.eliza_id)
+
+
+async def _check_orgunits(run: Run, plan: Plan) -> None:
+    """A mapped org unit ELIZA does not know is a configuration error, found before writing."""
+    targets = {
+        a.fields[f.ORGUNIT] for a in plan.actions if a.kind == Kind.MEMBERSHIP and a.op == Op.CREATE
+    }
+    if not targets:
+        return
+    known = {int(o["id"]) for o in await run.target.list_all(run.names.ORGUNIT)}
+    missing = sorted(targets - known)
+    if missing:
+        mapping = run.settings.ctx.orgunit_mapping
+        raise ConfigError(
+            [
+                f"orgunit_mapping.{name!r}: org unit {oid} does not exist in ELIZA"
+                for name, oid in mapping.items()
+                if oid in missing
+            ]
+        )

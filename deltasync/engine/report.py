@@ -1,0 +1,135 @@
+"""What one run did: :class:`RunReport`, rendered for people by the CLI and as JSON."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from deltasync.plan.actions import Action, AddToGroups, Ref
+
+
+@dataclass
+class RunReport:
+    """What one run did; rendered for people by the CLI and as JSON with --json."""
+
+    command: str
+    dry_run: bool
+    run_id: int | None = None
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    duration_s: float = 0.0
+    round_kind: str | None = None
+    full_round_reason: str | None = None
+    round_complete: bool = False
+    pages: int = 0
+    objects_seen: int = 0
+    objects_changed: int = 0
+    planned_objects: int = 0
+    deferred_objects: int = 0
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    failures: list[dict[str, Any]] = field(default_factory=list)
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    held: list[dict[str, Any]] = field(default_factory=list)
+    threshold: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    graph_requests: int = 0
+    eliza_requests: int = 0
+    eliza_writes: int = 0
+    error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
+
+    @property
+    def exit_code(self) -> int:
+        """0, 3 (objects failed or conflicted) or 4 (deactivations held); a dry run is 0."""
+        if self.error is not None:
+            return 1
+        if self.dry_run:
+            return 0
+        if self.held:
+            return 4
+        if self.failures or self.conflicts:
+            return 3
+        return 0
+
+    @property
+    def status(self) -> str:
+        """A one-word summary for the runs table."""
+        return {0: "ok", 1: "failed", 3: "partial", 4: "held"}[self.exit_code]
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Applied (or, in a dry run, planned) actions by kind and operation."""
+        result: dict[str, dict[str, int]] = {}
+        for a in self.actions:
+            if a["result"] in ("ok", "planned"):
+                kind = result.setdefault(a["kind"], {})
+                kind[a["op"]] = kind.get(a["op"], 0) + 1
+        return result
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON run report."""
+        return {
+            "run_id": self.run_id,
+            "command": self.command,
+            "dry_run": self.dry_run,
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "started_at": self.started_at.isoformat(),
+            "duration_s": round(self.duration_s, 3),
+            "round": {
+                "kind": self.round_kind,
+                "full_round_reason": self.full_round_reason,
+                "complete": self.round_complete,
+                "pages": self.pages,
+                "objects_seen": self.objects_seen,
+                "objects_changed": self.objects_changed,
+            },
+            "requests": {
+                "graph": self.graph_requests,
+                "eliza": self.eliza_requests,
+                "eliza_writes": self.eliza_writes,
+            },
+            "planned_objects": self.planned_objects,
+            "deferred_objects": self.deferred_objects,
+            "counts": self.counts(),
+            "actions": self.actions,
+            "failures": self.failures,
+            "conflicts": self.conflicts,
+            "held": self.held,
+            "threshold": self.threshold,
+            "warnings": self.warnings,
+            "error": self.error,
+            "timings": {k: round(v, 3) for k, v in self.timings.items()},
+        }
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, Ref):
+        return f"<{value.kind.value} of {value.entra_id}>"
+    if isinstance(value, AddToGroups):
+        return [f"+{i}" for i in value.ids]
+    return value
+
+
+def _real_id(eliza_id: int | None) -> int | None:
+    """A dry run's stand-in objects have negative ids; reports show no id for them."""
+    return eliza_id if eliza_id is not None and eliza_id > 0 else None
+
+
+def changes_json(changes: Mapping[str, tuple[Any, Any]]) -> dict[str, list[Any]]:
+    """Changes as JSON: field -> [old, new], references and group additions spelled out."""
+    return {k: [_json_value(old), _json_value(new)] for k, (old, new) in changes.items()}
+
+
+def action_json(a: Action, result: str, eliza_id: int | None = None) -> dict[str, Any]:
+    """One action as the report lists it; ``result`` is ok, planned, held, error or conflict."""
+    return {
+        "entra_id": a.entra_id,
+        "label": a.label,
+        "kind": a.kind.value,
+        "op": a.op.value,
+        "eliza_id": _real_id(eliza_id if eliza_id is not None else a.eliza_id),
+        "changes": changes_json(a.changes),
+        "reason": a.reason,
+        "result": result,
+    }

@@ -1,0 +1,129 @@
+"""Pure: a planned action against what ELIZA holds now, into the exact write and its record.
+
+The push phase reads (the matched or current ELIZA object, ids of objects linked earlier in
+the run), hands them here, sends the request this returns and records the result. Every
+decision - the body, the changes people see, the link's pushed values, status and
+deprovisioning memory - is made here, so the push only executes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from deltasync import fields as f
+from deltasync.models import Kind, Link, LinkStatus, MatchedBy
+from deltasync.plan import memory as m
+from deltasync.plan.actions import Action, AddToGroups, Op, Ref, diff
+from deltasync.plan.persons import memory_after_filling
+
+Ids = Mapping[tuple[str, Kind], int]  # (entra id, kind) -> ELIZA id of objects linked so far
+
+
+@dataclass(frozen=True)
+class Write:
+    """One action resolved: what to send, what to report, what the link holds afterwards."""
+
+    action: Action  # as reported: a CREATE that found its object becomes a MATCH
+    body: dict[str, Any]  # the request body; an empty body of a MATCH means no request
+    pushed: dict[str, Any]
+    status: LinkStatus = LinkStatus.ACTIVE
+    saved: Mapping[str, Any] | None = None  # None: a new link's (empty) memory
+    matched_by: MatchedBy = MatchedBy.CREATED
+
+    def linked(self, eliza_id: int, version: int, now: datetime) -> Link:
+        """The new link of a created or matched object."""
+        return Link(
+            entra_id=self.action.entra_id,
+            kind=self.action.kind,
+            eliza_id=eliza_id,
+            matched_by=self.matched_by,
+            matched_at=now,
+            pushed=self.pushed,
+            pushed_version=version,
+        )
+
+    def relinked(self, link: Link, version: int) -> Link:
+        """The existing link after an update, deprovisioning or its reversal."""
+        saved = link.saved if self.saved is None else self.saved
+        return replace(
+            link, pushed=self.pushed, pushed_version=version, status=self.status, saved=saved
+        )
+
+
+def resolve_fields(
+    fields: Mapping[str, Any], current: Mapping[str, Any] | None, ids: Ids
+) -> dict[str, Any]:
+    """Field values as ELIZA takes them: references become ids, added groups a whole list."""
+    out: dict[str, Any] = {}
+    for name, value in fields.items():
+        if isinstance(value, Ref):
+            value = ids.get((value.entra_id, value.kind))
+        elif isinstance(value, AddToGroups):
+            have = list((current or {}).get(f.GROUPS) or [])
+            value = have + [g for g in value.ids if g not in have]
+        out[name] = value
+    return out
+
+
+def needs_current(a: Action) -> bool:
+    """The write depends on what the ELIZA object holds now, so the push reads it first."""
+    return bool(a.if_empty) or any(isinstance(v, AddToGroups) for v in a.fields.values())
+
+
+def _pushed(a: Action, ids: Ids) -> dict[str, Any]:
+    return {k: v for k, v in resolve_fields(a.desired, None, ids).items() if k != f.GROUPS}
+
+
+def created(a: Action, ids: Ids) -> Write:
+    """A CREATE that matched nothing: POST every field."""
+    body = resolve_fields(a.fields, None, ids)
+    shown = {k: (None, v) for k, v in body.items() if k != f.GROUPS}
+    if f.GROUPS in body:
+        shown[f.GROUPS] = (None, body[f.GROUPS])
+    return Write(replace(a, changes=shown), body, _pushed(a, ids))
+
+
+def matched(a: Action, target: Mapping[str, Any], matched_by: MatchedBy, ids: Ids) -> Write:
+    """A CREATE that found its ELIZA object: PATCH only what differs from it, then link it."""
+    current = dict(target)
+    desired = resolve_fields(a.desired, current, ids)
+    changes = diff({k: v for k, v in desired.items() if k != m.GROUPS_ADDED}, current)
+    body = {k: new for k, (_, new) in changes.items()}
+    if f.GROUPS in a.fields:
+        groups = resolve_fields({f.GROUPS: a.fields[f.GROUPS]}, current, ids)[f.GROUPS]
+        if groups != current.get(f.GROUPS):
+            body[f.GROUPS] = groups
+            changes[f.GROUPS] = (current.get(f.GROUPS), groups)
+    reason = f"matched ({matched_by})" + ("" if body else ", nothing to change")
+    done = replace(a, op=Op.MATCH, changes=changes, reason=reason)
+    return Write(done, body, _pushed(a, ids), matched_by=matched_by)
+
+
+def _status(a: Action) -> LinkStatus:
+    if a.kind == Kind.MEMBERSHIP and a.op == Op.END:
+        return LinkStatus.DEACTIVATED if a.saved else LinkStatus.ENDED
+    return {Op.DEACTIVATE: LinkStatus.DEACTIVATED, Op.DELETE: LinkStatus.DELETED}.get(
+        a.op, LinkStatus.ACTIVE
+    )
+
+
+def changed(a: Action, link: Link, current: Mapping[str, Any] | None, ids: Ids) -> Write:
+    """Any other action on a linked object, against the object as read (None: not read)."""
+    fields = dict(a.fields)
+    saved: Mapping[str, Any] = link.saved if a.saved is None else a.saved
+    if a.if_empty and current is not None:
+        filled = {k: v for k, v in a.if_empty.items() if not current.get(k)}
+        fields.update(filled)
+        saved = memory_after_filling(current, filled)
+    body = resolve_fields(fields, current, ids)
+    changes = dict(a.changes)
+    for k, v in body.items():
+        if current is not None:
+            changes[k] = (current.get(k), v)
+        elif k not in changes:
+            changes[k] = (None, v)
+    pushed = {**a.desired, **{k: v for k, v in body.items() if k != f.GROUPS}}
+    return Write(replace(a, changes=changes), body, pushed, _status(a), saved)

@@ -1,0 +1,46 @@
+"""The deletion threshold: a run that would deprovision too many holds all of it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from deltasync.plan.actions import ObjectPlan, Plan
+
+
+def apply_threshold(
+    plans: Sequence[ObjectPlan],
+    *,
+    linked_users: int,
+    max_count: int,
+    max_percent: float,
+    allow: bool,
+) -> Plan:
+    """Hold every deprovisioning action of the run when there are more than the limits allow.
+
+    A bad read (an empty page taken for a deleted tenant, a filter typo) shows up as an
+    unusually large number of deprovisionings; holding all of them, not the excess, keeps the
+    run from acting on any part of a bad read. Everything else proceeds.
+    """
+    deprovisioned = [p for p in plans if any(a.deprovisions for a in p.actions)]
+    count = len(deprovisioned)
+    reasons = []
+    if max_count > 0 and count > max_count:
+        reasons.append(f"{count} deactivations exceed max_deactivations={max_count}")
+    if max_percent > 0 and linked_users > 0 and count * 100 > max_percent * linked_users:
+        share = count * 100 / linked_users
+        reasons.append(
+            f"{count} deactivations are {share:.0f}% of {linked_users} linked users, "
+            f"over max_deactivation_percent={max_percent:g}"
+        )
+    if not reasons or allow:
+        return Plan(tuple(plans))
+    kept = []
+    held = []
+    for p in plans:
+        if any(a.deprovisions for a in p.actions):
+            held.append(p)
+            kept.append(replace(p, actions=tuple(a for a in p.actions if not a.deprovisions)))
+        else:
+            kept.append(p)
+    return Plan(tuple(kept), tuple(held), "; ".join(reasons))

@@ -1,0 +1,132 @@
+"""The ``run`` and ``journal`` tables: what each run did, change by change."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Connection, insert, select, update
+
+from deltasync.models import JournalEntry, Kind, Link, RunRecord
+from deltasync.state.base import StoreBase, plain, utcnow
+from deltasync.state.links import delete_link_row, save_link_row
+from deltasync.state.tables import journal, run
+
+
+class RunStore(StoreBase):
+    """Runs with their reports, and the journal of applied changes."""
+
+    def start_run(self, command: str, dry_run: bool) -> int:
+        """Record the start of a run; returns its id."""
+        with self._write() as conn:
+            stmt = insert(run).values(
+                command=command, dry_run=dry_run, started_at=utcnow(), status="running", report={}
+            )
+            return int(conn.execute(stmt.returning(run.c.id)).scalar_one())
+
+    def finish_run(
+        self, run_id: int, status: str, exit_code: int | None, report: Mapping[str, Any]
+    ) -> None:
+        """Record how a run ended, with its report."""
+        with self._write() as conn:
+            conn.execute(
+                update(run)
+                .where(run.c.id == run_id)
+                .values(
+                    finished_at=utcnow(), status=status, exit_code=exit_code, report=plain(report)
+                )
+            )
+
+    def runs(self, limit: int = 20) -> list[RunRecord]:
+        """The last ``limit`` runs, newest first."""
+        stmt = select(run).order_by(run.c.id.desc()).limit(limit)
+        with self._read() as conn:
+            return [
+                RunRecord(
+                    id=row.id,
+                    command=row.command,
+                    dry_run=bool(row.dry_run),
+                    started_at=row.started_at,
+                    finished_at=row.finished_at,
+                    status=row.status,
+                    exit_code=row.exit_code,
+                    report=row.report,
+                )
+                for row in conn.execute(stmt)
+            ]
+
+    def journal(
+        self,
+        run_id: int,
+        entra_id: str,
+        kind: Kind,
+        action: str,
+        eliza_id: int | None,
+        changes: Mapping[str, Any],
+    ) -> int:
+        """Append one applied change (or matching decision) to the journal; returns its id."""
+        with self._write() as conn:
+            return _journal(conn, run_id, entra_id, kind, action, eliza_id, changes)
+
+    def record_push(
+        self,
+        item: Link | None,
+        run_id: int,
+        entra_id: str,
+        kind: Kind,
+        action: str,
+        eliza_id: int | None,
+        changes: Mapping[str, Any],
+    ) -> None:
+        """What ELIZA accepted, in one transaction: the link (or its removal when ``item`` is
+        None) and the journal entry describing the change."""
+        with self._write() as conn:
+            if item is None:
+                delete_link_row(conn, entra_id, kind)
+            else:
+                save_link_row(conn, item)
+            _journal(conn, run_id, entra_id, kind, action, eliza_id, changes)
+
+    def journal_for(self, entra_id: str, limit: int = 50) -> list[JournalEntry]:
+        """The last ``limit`` journal entries of one object, newest first."""
+        stmt = (
+            select(journal)
+            .where(journal.c.entra_id == entra_id)
+            .order_by(journal.c.id.desc())
+            .limit(limit)
+        )
+        with self._read() as conn:
+            return [
+                JournalEntry(
+                    id=row.id,
+                    run_id=row.run_id,
+                    at=row.at,
+                    entra_id=row.entra_id,
+                    kind=Kind(row.kind),
+                    action=row.action,
+                    eliza_id=row.eliza_id,
+                    changes=row.changes,
+                )
+                for row in conn.execute(stmt)
+            ]
+
+
+def _journal(
+    conn: Connection,
+    run_id: int,
+    entra_id: str,
+    kind: Kind,
+    action: str,
+    eliza_id: int | None,
+    changes: Mapping[str, Any],
+) -> int:
+    stmt = insert(journal).values(
+        run_id=run_id,
+        at=utcnow(),
+        entra_id=entra_id,
+        kind=kind.value,
+        action=action,
+        eliza_id=eliza_id,
+        changes=plain(changes),
+    )
+    return int(conn.execute(stmt.returning(journal.c.id)).scalar_one())

@@ -1,0 +1,156 @@
+"""The engine against in-memory fakes of its ports: commit order, dry run, resources, lease."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from engine_fakes import Crash, FakeSource, FakeTarget, Names, engine, entra_user
+from fake_store import FakeStore
+
+from deltasync.engine import ResourceSpec, RunOptions, RunReport
+from deltasync.errors import LeaseHeldError, ObjectRejectedError
+from deltasync.models import Kind, LinkStatus, MatchedBy
+
+ANNA = entra_user("anna")
+
+
+def run(store: FakeStore, target: FakeTarget, *specs: ResourceSpec, **opts: Any) -> RunReport:
+    others = {s.name: [entra_user(s.name)] for s in specs if s.name != "users"}
+    source = FakeSource({"users": [ANNA], **others})
+    return asyncio.run(engine(store, source, target, *specs).run(RunOptions(**opts)))
+
+
+def converged(store: FakeStore, target: FakeTarget) -> None:
+    """One ELIZA user and person for Anna, both linked, her version settled, plan current."""
+    assert len(target.rows[Names.USER]) == len(target.rows[Names.PERSON]) == 1
+    assert {k for (_, k) in store.links} == {Kind.USER, Kind.PERSON}
+    assert target.created(Names.USER) == target.created(Names.PERSON) == 1
+    _, obj = store.mirror["anna"]
+    assert obj.settled_version == obj.version
+    assert store.meta["plan_fingerprint"] == "fp"
+    assert not store.failed
+
+
+def test_a_first_run_records_in_the_commit_order() -> None:
+    events: list[str] = []
+    store, target = FakeStore(events=events), FakeTarget(events=events)
+    report = run(store, target)
+    assert report.exit_code == 0
+    assert [e for e in events if e != "eliza.find"] == [
+        "state.journal",  # user: "creating"
+        "eliza.create",  # POST
+        "state.record_push",  # link + journal, in one transaction
+        "state.journal",  # person: "creating"
+        "eliza.create",
+        "state.record_push",
+        "state.settle",
+        "state.set_meta",  # the plan fingerprint, last
+    ]
+    assert [e.action for e in store.entries] == ["creating", "create", "creating", "create"]
+    assert [m for m, _ in target.calls if m == "create"] == ["create", "create"]
+    converged(store, target)
+
+
+@pytest.mark.parametrize(
+    ("where", "step"),
+    [
+        ("store", "journal"),  # the "creating" marker
+        ("target", "create"),  # the POST never reached ELIZA
+        ("target", "create:after"),  # ELIZA created it, the response was lost
+        ("store", "record_push"),  # link + journal
+        ("store", "settle"),
+        ("store", "set_meta"),  # the plan fingerprint
+    ],
+)
+def test_a_crash_at_any_step_converges_on_the_next_run(where: str, step: str) -> None:
+    store, target = FakeStore(), FakeTarget()
+    (store.fail if where == "store" else target.fail)[step] = Crash(step)
+    with pytest.raises(Crash):
+        run(store, target)
+    run(store, target)
+    converged(store, target)
+
+
+def test_a_lost_link_commit_leaves_the_marker_and_the_rerun_links_without_a_second_post() -> None:
+    store, target = FakeStore(), FakeTarget()
+    store.fail["record_push"] = Crash("record_push")
+    with pytest.raises(Crash):
+        run(store, target)
+    assert [(e.kind, e.action) for e in store.entries] == [(Kind.USER, "creating")]
+    assert not store.links
+    assert len(target.rows[Names.USER]) == 1  # ELIZA has it, the state does not know
+    report = run(store, target)
+    assert target.created(Names.USER) == 1
+    user = store.links[("anna", Kind.USER)]
+    assert (user.matched_by, user.eliza_id) == (MatchedBy.CREATED, 1)
+    assert [a["op"] for a in report.actions if a["kind"] == "user"] == ["match"]
+
+
+def test_a_rejected_post_is_recorded_and_cleared_once_it_goes_through() -> None:
+    store, target = FakeStore(), FakeTarget()
+    target.fail["create"] = ObjectRejectedError("bad username", status=400)
+    report = run(store, target)
+    assert report.exit_code == 3
+    assert [e.action for e in store.entries] == ["creating"]  # no link, no person attempt
+    assert set(store.failed) == {("anna", Kind.USER)}
+    _, obj = store.mirror["anna"]
+    assert obj.settled_version == 0
+    store.fail["clear_failure"] = Crash("clear_failure")
+    with pytest.raises(Crash):
+        run(store, target)
+    run(store, target)
+    converged(store, target)
+
+
+def test_a_dry_run_records_nothing() -> None:
+    store, target = FakeStore(), FakeTarget(dry=True)
+    report = run(store, target, dry_run=True)
+    assert store.recorded() == []
+    assert set(store.calls) == {"begin_round", "apply_page"}  # the mirror keeps what it read
+    assert {a["result"] for a in report.actions} == {"planned"}
+    assert {(a["kind"], a["op"]) for a in report.actions} == {
+        ("user", "create"),
+        ("person", "create"),
+    }
+
+
+def test_each_resource_has_its_own_cursor_and_round() -> None:
+    store, target = FakeStore(), FakeTarget()
+    specs = (ResourceSpec("users", ("id", "mail")), ResourceSpec("guests", ("id",)))
+    report = run(store, target, *specs)
+    assert set(store.cursors) == {"users", "guests"}
+    users, guests = store.cursors["users"], store.cursors["guests"]
+    assert users.select_fingerprint != guests.select_fingerprint
+    assert (users.delta_link, guests.delta_link) == (
+        "https://graph/users/delta?token=1",
+        "https://graph/guests/delta?token=1",
+    )
+    assert store.calls.count("begin_round") == 2
+    assert report.pages == 2
+    assert {e.entra_id for e in store.entries} == {"anna", "guests"}
+    again = run(store, target, *specs)  # both resume from their own delta link
+    assert (again.round_kind, again.pages, again.actions) == ("incremental", 2, [])
+
+
+def test_a_lost_lease_stops_the_run_before_anything_is_pushed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("deltasync.engine.context.LEASE_RENEW_S", 0.0)
+    store, target = FakeStore(lease_ok=False), FakeTarget()
+    with pytest.raises(LeaseHeldError):
+        run(store, target)
+    assert target.calls == []
+    assert store.recorded() == []
+
+
+def test_a_protected_link_is_left_alone() -> None:
+    store, target = FakeStore(), FakeTarget()
+    run(store, target)
+    user = store.links[("anna", Kind.USER)]
+    target.rows[Names.USER][user.eliza_id]["is_superuser"] = True
+    report = run(store, target, verify_target=True)
+    assert store.links[("anna", Kind.USER)].status == LinkStatus.PROTECTED
+    assert [c["entra_id"] for c in report.conflicts] == ["anna"]
+    assert not [m for m, _ in target.calls if m in ("update", "delete")]
