@@ -10,6 +10,8 @@ deltasync's own errors, and no message ever carries a secret or an access token.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import itertools
 import json
 import re
@@ -64,6 +66,7 @@ from deltasync.errors import (
     RunFailedError,
     ServiceUnavailableError,
 )
+from deltasync.graph.aadsts import fix_for
 from deltasync.graph.delta import parse_page, short_url
 from deltasync.models import DeltaPage
 
@@ -75,6 +78,8 @@ _PERMISSION_FOR = {"users": "User.Read.All", "groups": "GroupMember.Read.All"}
 _TELEMETRY_KEY = "GraphTelemetryHandlerOption"
 _ERROR_MAP: dict[str, Any] = {"4XX": ODataError, "5XX": ODataError}
 _DETAIL_MAX = 300
+# A Python object's default repr inside a library's message, with its "name:" label.
+_OBJECT_REPR = re.compile(r"\s*(?:\w+:)?<[^<>]* object at 0x[0-9a-fA-F]+>")
 # Answers worth another try: throttling, and the 5xx that Graph's front end returns when one
 # backend fails a request (the SDK's RetryHandler alone retries only 429, 503 and 504).
 RETRY_STATUS_CODES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
@@ -138,7 +143,8 @@ class GraphSource:
         retry_delay: seconds the RetryHandler adds to its backoff when Graph sends no
             ``Retry-After`` (0 to 180).
         timeout_s: read/write timeout of one HTTP request.
-        connect_timeout_s: how long opening a connection may take.
+        connect_timeout_s: how long opening a connection (to Graph or to the token endpoint)
+            may take.
         low_priority: send ``x-ms-throttle-priority: low`` (a background sync yields first).
     """
 
@@ -156,13 +162,19 @@ class GraphSource:
     ) -> None:
         self._graph_url = cfg.graph_url.rstrip("/")
         self._who = f"tenant {cfg.tenant_id} / client {cfg.client_id}"
+        self._scope = cfg.token_scope
+        self._authority = urlsplit(cfg.authority_host).netloc or cfg.authority_host
         self._secrets = [
             s.reveal() for s in (cfg.client_secret, cfg.certificate_password) if s is not None
         ]
         self._max_retries = max_retries
         self._low_priority = low_priority
         self._owns_credential = credential is None
-        self._credential = credential if credential is not None else _make_credential(cfg)
+        self._credential = (
+            credential
+            if credential is not None
+            else _make_credential(cfg, connect_timeout_s=connect_timeout_s)
+        )
         self._transport = _CountingTransport(transport or _real_transport(cfg))
         self._http = _graph_http_client(
             self._transport,
@@ -213,29 +225,7 @@ class GraphSource:
         config: RequestConfiguration[Any] = RequestConfiguration()
         if minimal:
             config.headers.add("Prefer", "return=minimal")
-        if self._low_priority:
-            config.headers.add("x-ms-throttle-priority", "low")
-        # with_url sends the URL verbatim; the request builder only supplies method and Accept.
-        request = self._client.users.delta.with_url(url).to_get_request_information(config)
-        try:
-            body = await self._adapter.send_primitive_async(request, "bytes", _ERROR_MAP)
-        except APIError as error:
-            raise self._graph_error(error, url) from None
-        except ClientAuthenticationError as error:
-            raise AuthError(
-                f"Entra rejected the app credentials for {self._who}: {self._aadsts(error)}"
-            ) from None
-        except ServiceRequestError as error:
-            raise ServiceUnavailableError(
-                f"Entra token endpoint unreachable for {self._who}: {self._detail(error)}"
-            ) from None
-        except httpx.TransportError as error:
-            retried = isinstance(error, RETRY_TRANSPORT_ERRORS) and self._max_retries > 0
-            after = f" after {self._max_retries} retries" if retried else ""
-            raise ServiceUnavailableError(
-                f"Graph unreachable at {short_url(url)}{after}: {type(error).__name__}: "
-                f"{self._detail(error)}"
-            ) from None
+        body = await self._get(url, config)
         if not body:
             raise BadPayloadError(f"Graph delta page {short_url(url)}: the answer has no body")
         try:
@@ -247,6 +237,43 @@ class GraphSource:
             ) from None
         return parse_page(raw, url)
 
+    async def read_sample(self, resource: str, select: Sequence[str]) -> int:
+        """``GET /{resource}?$select=…&$top=1``: proves that Graph knows every selected
+        property and that the app may read ``resource``; returns the objects served (0 or 1).
+
+        Raises:
+            RunFailedError: Graph rejected the request (an unknown property is named in the
+                message, as Graph words it).
+            and the other errors of :meth:`fetch_page`.
+        """
+        url = f"{self._graph_url}/{resource}?$select={','.join(select)}&$top=1"
+        body = await self._get(url, RequestConfiguration())
+        try:
+            value = json.loads(body or b"{}").get("value")
+        except (ValueError, AttributeError):
+            value = None
+        if not isinstance(value, list):
+            raise BadPayloadError(f"Graph {short_url(url)}: the answer holds no 'value' list")
+        return len(value)
+
+    async def token_roles(self) -> tuple[str, ...]:
+        """The application permissions (the ``roles`` claim) of a fresh Graph access token.
+
+        The token is decoded without verifying its signature (Graph verifies it); it never
+        leaves this method.
+
+        Raises:
+            AuthError: Entra refused the credential (the AADSTS code and its fix named).
+            ServiceUnavailableError: the token endpoint is unreachable (its host named).
+        """
+        try:
+            token = await self._credential.get_token(self._scope)
+        except ClientAuthenticationError as error:
+            raise self._auth_error(error) from None
+        except ServiceRequestError as error:
+            raise self._token_unreachable(error) from None
+        return roles_of(token.token)
+
     async def aclose(self) -> None:
         """Close the HTTP connections, and the credential if this source built it."""
         await self._http.aclose()
@@ -254,6 +281,45 @@ class GraphSource:
         await self._transport.aclose()
         if self._owns_credential:
             await self._credential.close()
+
+    async def _get(self, url: str, config: RequestConfiguration[Any]) -> bytes | None:
+        """GET ``url`` verbatim through the SDK (auth, retries); every failure as our error."""
+        if self._low_priority:
+            config.headers.add("x-ms-throttle-priority", "low")
+        # with_url sends the URL verbatim; the request builder only supplies method and Accept.
+        request = self._client.users.delta.with_url(url).to_get_request_information(config)
+        try:
+            body: bytes | None = await self._adapter.send_primitive_async(
+                request, "bytes", _ERROR_MAP
+            )
+        except APIError as error:
+            raise self._graph_error(error, url) from None
+        except ClientAuthenticationError as error:
+            raise self._auth_error(error) from None
+        except ServiceRequestError as error:
+            raise self._token_unreachable(error) from None
+        except httpx.TransportError as error:
+            retried = isinstance(error, RETRY_TRANSPORT_ERRORS) and self._max_retries > 0
+            after = f" after {self._max_retries} retries" if retried else ""
+            raise ServiceUnavailableError(
+                f"Graph unreachable at {short_url(url)}{after}: {type(error).__name__}: "
+                f"{self._detail(error)}"
+            ) from None
+        return body
+
+    def _auth_error(self, error: ClientAuthenticationError) -> AuthError:
+        text = self._aadsts(error)
+        fix = fix_for(text)
+        return AuthError(
+            f"Entra rejected the app credentials for {self._who}: {text}"
+            + (f"; fix: {fix}" if fix else "")
+        )
+
+    def _token_unreachable(self, error: ServiceRequestError) -> ServiceUnavailableError:
+        return ServiceUnavailableError(
+            f"Entra token endpoint {self._authority} unreachable for {self._who}: "
+            f"{self._detail(error)}"
+        )
 
     def _graph_error(self, error: APIError, url: str) -> Exception:
         status = error.response_status_code or 0
@@ -286,6 +352,7 @@ class GraphSource:
 
     def _detail(self, error: BaseException) -> str:
         text = str(getattr(error, "message", None) or error) or type(error).__name__
+        text = _OBJECT_REPR.sub("", text)  # aiohttp: "… ssl:<ssl.SSLContext object at 0x…>"
         return self._scrub(text.strip().splitlines()[0] if text.strip() else text)
 
     def _scrub(self, text: str) -> str:
@@ -374,9 +441,11 @@ class _CountingTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-def _make_credential(cfg: EntraSettings) -> AsyncTokenCredential:
+def _make_credential(cfg: EntraSettings, *, connect_timeout_s: float) -> AsyncTokenCredential:
     """The azure-identity credential the ``entra:`` section asks for."""
-    tls: dict[str, Any] = {"connection_verify": str(cfg.ca_bundle)} if cfg.ca_bundle else {}
+    tls: dict[str, Any] = {"connection_timeout": connect_timeout_s}
+    if cfg.ca_bundle:
+        tls["connection_verify"] = str(cfg.ca_bundle)
     try:
         if cfg.certificate_path is not None:
             password = cfg.certificate_password
@@ -407,6 +476,22 @@ def _make_credential(cfg: EntraSettings) -> AsyncTokenCredential:
     )
 
 
+def roles_of(access_token: str) -> tuple[str, ...]:
+    """The ``roles`` claim of a JWT access token, decoded without verification (empty when
+    the token is not a JWT or carries no roles)."""
+    parts = access_token.split(".")
+    if len(parts) != 3:
+        return ()
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error):
+        return ()
+    roles = payload.get("roles") if isinstance(payload, dict) else None
+    if not isinstance(roles, list):
+        return ()
+    return tuple(sorted(str(role) for role in roles))
+
+
 def _real_transport(cfg: EntraSettings) -> httpx.AsyncBaseTransport:
     """An HTTP/2 transport trusting the system CAs plus ``ca_bundle``, through any env proxy."""
     context = ssl.create_default_context()
@@ -431,9 +516,9 @@ def _env_proxy(url: str) -> str | None:
 
 
 def _resource_of(url: str) -> str:
-    """``users`` or ``groups``: the path segment before ``/delta``."""
+    """``users`` or ``groups``: the path segment before ``/delta``, or the last one."""
     segments = [s for s in urlsplit(url).path.split("/") if s]
     for before, segment in itertools.pairwise(segments):
         if segment.startswith("delta"):
             return before
-    return ""
+    return segments[-1] if segments else ""

@@ -33,6 +33,7 @@ from deltasync.errors import (
     RunFailedError,
     ServiceUnavailableError,
 )
+from deltasync.graph.check import Probe, check_graph
 from deltasync.graph.client import GraphSource
 from deltasync.graph.delta import select_for
 from deltasync.models import DeltaPage, ObjectChange, Removed
@@ -587,3 +588,117 @@ def test_committed_cassette_replays_offline_and_holds_no_secret() -> None:
     assert len(users) == 12
     assert all(c.props["userPrincipalName"].endswith("firma.ch") for c in users.values())
     assert_no_secrets(cassette_path)
+
+
+# ------------------------------------------------------------------ check (graph side)
+
+
+def graph_check(world: GraphWorld, *, select: list[str], sync_groups: bool = False) -> list[Probe]:
+    return asyncio.run(check_graph(world.cfg, select=select, sync_groups=sync_groups))
+
+
+def test_check_passes_credential_permissions_and_the_full_select(world: GraphWorld) -> None:
+    probes = graph_check(world, select=SELECT, sync_groups=True)
+
+    assert [(p.name, p.ok) for p in probes] == [
+        ("credential", True),
+        ("token permissions", True),
+        ("graph users", True),
+        ("graph groups", True),
+    ]
+    users = next(r for r in world.graph.requests if r.path == "/v1.0/users")
+    assert users.query == {"$select": ",".join(SELECT), "$top": "1"}
+    groups = next(r for r in world.graph.requests if r.path == "/v1.0/groups")
+    assert groups.query == {"$select": "id,displayName", "$top": "1"}
+
+
+def test_check_names_a_misspelt_property_from_graphs_400(world: GraphWorld) -> None:
+    probes = graph_check(world, select=[*SELECT, "jobTitel"])
+
+    users = next(p for p in probes if p.name == "graph users")
+    assert not users.ok
+    assert "Could not find a property named 'jobTitel' on type 'microsoft.graph.user'" in (
+        users.detail
+    )
+    assert "field_mapping" in users.fix
+
+
+def test_check_names_a_missing_groups_permission(world: GraphWorld) -> None:
+    world.tokens.roles.discard("GroupMember.Read.All")
+
+    probes = {p.name: p for p in graph_check(world, select=SELECT, sync_groups=True)}
+
+    assert probes["credential"].ok
+    assert probes["graph users"].ok
+    assert not probes["token permissions"].ok
+    assert "GroupMember.Read.All" in probes["token permissions"].detail
+    assert "Grant admin consent" in probes["token permissions"].fix
+    assert not probes["graph groups"].ok
+    assert "403" in probes["graph groups"].detail
+    assert "GroupMember.Read.All" in probes["graph groups"].fix
+
+
+def test_check_accepts_directory_read_all_for_users_and_groups(world: GraphWorld) -> None:
+    world.tokens.roles.clear()
+    world.tokens.roles.add("Directory.Read.All")
+    world.graph.granted.add("Directory.Read.All")  # the same set: Graph agrees
+
+    probes = graph_check(world, select=SELECT, sync_groups=False)
+
+    assert all(p.ok for p in probes[:2])
+    assert "Directory.Read.All" in probes[1].detail
+
+
+def test_check_translates_a_wrong_secret_without_showing_it(world: GraphWorld) -> None:
+    wrong = "Wr0ng~secret-value-that-must-not-leak"
+    world.cfg = replace(world.cfg, client_secret=Secret(wrong))
+
+    probes = graph_check(world, select=SELECT)
+
+    assert len(probes) == 1
+    (credential,) = probes
+    assert not credential.ok
+    assert "AADSTS7000215" in credential.detail
+    assert "Value (not its Secret ID)" in credential.fix
+    assert wrong not in credential.detail + credential.fix
+    assert world.graph.request_count == 0
+
+
+def test_check_translates_an_unknown_client_id(world: GraphWorld) -> None:
+    world.cfg = replace(world.cfg, client_id="99999999-9999-4999-8999-999999999999")
+
+    (credential,) = graph_check(world, select=SELECT)
+
+    assert "AADSTS700016" in credential.detail
+    assert "Application (client) ID" in credential.fix
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_check_names_an_unreachable_graph_host_quickly(world: GraphWorld) -> None:
+    port = closed_port()
+    world.cfg = replace(world.cfg, graph_url=f"http://127.0.0.1:{port}/v1.0")
+    started = time.monotonic()
+
+    probes = {p.name: p for p in graph_check(world, select=SELECT)}
+
+    assert time.monotonic() - started < 5
+    assert not probes["graph users"].ok
+    assert f"127.0.0.1:{port}" in probes["graph users"].detail
+    assert "object at 0x" not in probes["graph users"].detail
+    assert "HTTPS_PROXY" in probes["graph users"].fix
+
+
+def test_check_names_an_unreachable_token_endpoint(world: GraphWorld) -> None:
+    port = closed_port()
+    world.cfg = replace(world.cfg, authority_host=f"https://127.0.0.1:{port}")
+
+    (credential,) = graph_check(world, select=SELECT)
+
+    assert not credential.ok
+    assert f"127.0.0.1:{port}" in credential.detail
+    assert "object at 0x" not in credential.detail
