@@ -17,6 +17,7 @@ from deltasync.config import (
     Secret,
     config_to_redacted_dict,
     load_config,
+    placeholders,
     resolve_config_path,
 )
 from deltasync.errors import ConfigError
@@ -1095,3 +1096,44 @@ def test_managed_identity_client_id_without_managed_identity_warns(tmp_path: Pat
     config = load(tmp_path, text)
 
     assert any("entra.managed_identity_client_id" in w for w in config.warnings)
+
+
+# --------------------------------------------------------------------------------------------
+# Placeholders left from the example config (reported by check, never a load error)
+
+
+def test_example_config_placeholders_are_found_without_showing_secrets() -> None:
+    config = load_config(EXAMPLE, env=dict(ENV))
+
+    found = placeholders(config)
+
+    assert [line.split(":")[0] for line in found] == [
+        "entra.tenant_id",
+        "entra.client_id",
+        "eliza.base_url",
+    ]
+    assert "all-zero GUID" in found[0]
+    assert "firma.myeliza.ch" in found[2]
+
+
+def test_seed_config_loads_and_its_placeholders_are_named(tmp_path: Path) -> None:
+    config = load(tmp_path, SEED_YAML, env={})
+
+    found = placeholders(config)
+
+    keys = [line.split(":")[0] for line in found]
+    assert keys == [
+        "entra.tenant_id",
+        "entra.client_id",
+        "entra.client_secret",
+        "eliza.api_token",
+        "eliza.base_url",
+    ]
+    assert "dein-client-secret" not in " ".join(found)
+    assert "dein-eliza-api-token" not in " ".join(found)
+
+
+def test_a_real_config_has_no_placeholders(tmp_path: Path) -> None:
+    text = MINIMAL.replace("https://firma.myeliza.ch", "https://pflegeheim-sonnegg.myeliza.ch")
+
+    assert placeholders(load(tmp_path, text)) == []
