@@ -68,8 +68,7 @@ def run_sync(
         holder = lease_holder()
         if not store.acquire_lease(holder):
             raise LeaseHeldError(
-                f"another run holds the lease ({lease_words(store.lease_info())}); "
-                "nothing was done"
+                f"another run holds the lease ({lease_words(store.lease_info())}); nothing was done"
             )
         try:
             run_id = store.start_run(opts.command, opts.dry_run)
