@@ -57,8 +57,10 @@ class _Phase:
     pages: int = 0
 
     def figures(self, now: float) -> str:
+        if self.total == 0:
+            return "nothing to do"
         counted = f"{self.objects}/{self.total}" if self.total is not None else str(self.objects)
-        text = f"{counted} objects"
+        text = f"{counted} object{'' if (self.total or self.objects) == 1 else 's'}"
         if self.pages:
             text = f"{self.pages} page{'s' if self.pages != 1 else ''}, " + text
         elapsed = now - self.started
@@ -161,7 +163,8 @@ class PlainOutput(RunOutput):
         if p is None:
             return
         now = self.clock()
-        self.log(f"{p.name}: {p.figures(now)} in {_duration(now - p.started)}")
+        took = "" if p.total == 0 else f" in {_duration(now - p.started)}"
+        self.log(f"{p.name}: {p.figures(now)}{took}")
 
     def log(self, message: str) -> None:
         stamp = utc_stamp(self.wallclock())

@@ -59,6 +59,7 @@ from deltasync.errors import (
     PermissionDeniedError,
     RunFailedError,
     ServiceUnavailableError,
+    without_reprs,
 )
 from deltasync.graph.delta import parse_page, short_url
 from deltasync.models import DeltaPage
@@ -264,7 +265,8 @@ class GraphSource:
 
     def _detail(self, error: BaseException) -> str:
         text = str(getattr(error, "message", None) or error) or type(error).__name__
-        return self._scrub(text.strip().splitlines()[0] if text.strip() else text)
+        line = without_reprs(text.strip().splitlines()[0]) if text.strip() else text
+        return self._scrub(line or type(error).__name__)
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:
