@@ -135,7 +135,7 @@ class ElizaHttp:
                     problem = f"cannot connect to {self._host()} ({transport_words(exc)})"
                     safe, error = True, exc
                 except httpx.TimeoutException as exc:
-                    problem = f"no answer from {self._host()} within {self.timeout_s:g} s"
+                    problem = f"no answer within {self.timeout_s:g} s from {self._host()}"
                     error, safe = exc, method != "POST"
                 except httpx.TransportError as exc:
                     problem = f"network error talking to {self._host()} ({transport_words(exc)})"
