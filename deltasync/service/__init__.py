@@ -13,7 +13,8 @@ Importing this package is cheap: each name is imported from its module on first 
 - :mod:`.inspect`: the ``state`` commands and ``db upgrade``
 - :mod:`.export`: ``export-excel``
 - :mod:`.checks`: ``check``
-- :mod:`.demo`: ``demo`` and ``sandbox serve`` (the only module that imports the sandbox)
+- :mod:`.demo`: ``demo``, ``sandbox serve`` and ``sandbox edit`` (the only module that imports
+  the sandbox)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # for type checkers; at run time each name comes through __getattr__
     from deltasync.engine import RunOptions, RunReport
     from deltasync.service.checks import run_checks
-    from deltasync.service.demo import apply_demo_changes, run_demo, serve_sandbox
+    from deltasync.service.demo import apply_demo_changes, edit_sandbox, run_demo, serve_sandbox
     from deltasync.service.export import export_excel, mirrored_users
     from deltasync.service.inspect import (
         db_upgrade,
@@ -48,6 +49,7 @@ _HOMES = {
     "RunReport": "deltasync.engine",
     "run_checks": "deltasync.service.checks",
     "apply_demo_changes": "deltasync.service.demo",
+    "edit_sandbox": "deltasync.service.demo",
     "run_demo": "deltasync.service.demo",
     "serve_sandbox": "deltasync.service.demo",
     "export_excel": "deltasync.service.export",
@@ -75,6 +77,7 @@ __all__ = [
     "SyncFlags",
     "apply_demo_changes",
     "db_upgrade",
+    "edit_sandbox",
     "engine_settings",
     "export_excel",
     "lease_holder",

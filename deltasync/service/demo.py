@@ -1,4 +1,4 @@
-"""``deltasync demo`` and ``deltasync sandbox serve``: the real job against the simulators.
+"""``deltasync demo``, ``sandbox serve`` and ``sandbox edit``: the real job against the simulators.
 
 The demo goes through everything a production run does — the real azure-identity credential
 against an HTTPS token endpoint, msgraph-sdk against a simulated Graph, httpx against a
@@ -8,6 +8,7 @@ simulated ELIZA, a real SQLite state database — only the tenant and ELIZA are 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import tempfile
@@ -21,6 +22,8 @@ from rich.markup import escape
 
 from deltasync.config import load_config
 from deltasync.engine import RunOptions, RunReport
+from deltasync.errors import RunFailedError, UsageError
+from deltasync.sandbox.edit import EditError, edit
 from deltasync.sandbox.server import Sandbox, start_sandbox
 from deltasync.service.inspect import state_summary, state_user
 from deltasync.service.sync import run_sync
@@ -146,6 +149,10 @@ def serve_sandbox(*, users: int, port: int, directory: Path, console: Console) -
     console.print(f"  config:   {sandbox.config_path}")
     console.print(f"  secrets:  {env_file} (export them with: source {env_file})")
     console.print(f"  then run: deltasync sync -c {sandbox.config_path} --dry-run")
+    console.print(
+        f"  change it: deltasync sandbox edit --dir {directory} disable USER "
+        "(enable, rename, set, delete, restore, add-member, remove-member)"
+    )
     console.print("Ctrl-C stops it.")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -156,3 +163,15 @@ def serve_sandbox(*, users: int, port: int, directory: Path, console: Console) -
     finally:
         sandbox.stop()
     return 0
+
+
+def edit_sandbox(directory: Path, action: str, args: list[str]) -> str:
+    """Change the tenant of the sandbox running in ``directory`` through Graph's write API.
+
+    Returns one line saying what changed; a usage error (no sandbox in the folder, an unknown
+    user or property) is a :class:`UsageError`, a failed request a :class:`RunFailedError`.
+    """
+    try:
+        return edit(directory, action, args, env=dict(os.environ))
+    except EditError as exc:
+        raise (UsageError if exc.usage else RunFailedError)(str(exc)) from None

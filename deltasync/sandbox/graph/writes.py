@@ -30,7 +30,7 @@ REQUIRED_ON_CREATE: Final = (
     "userPrincipalName",
     "passwordProfile",
 )
-_READ_ONLY: Final = frozenset({"id", "createdDateTime", "proxyAddresses"})
+READ_ONLY: Final = frozenset({"id", "createdDateTime", "proxyAddresses"})
 _BOOLEANS: Final = frozenset({"accountEnabled", "onPremisesSyncEnabled"})
 _DIRECTORY_OBJECT: Final = re.compile(r"/directoryObjects/([^/?#]+)/?$", re.IGNORECASE)
 _NO_CONTENT: Final = 204
@@ -103,7 +103,7 @@ def _user_props(body: dict[str, Any], *, creating: bool) -> dict[str, Any]:
                 f"The property '{name}' does not exist on type 'microsoft.graph.user'. Make sure "
                 "to only use property names that are defined by the type.",
             )
-        if known in _READ_ONLY:
+        if known in READ_ONLY:
             raise GraphError(
                 400, "Request_BadRequest", f"Property '{known}' is read-only and cannot be set."
             )
@@ -252,7 +252,8 @@ def _add_member(
 def deleted_items(
     tenant: Tenant, base_url: str, request: httpx.Request, segments: list[str]
 ) -> dict[str, Any]:
-    """``GET /directory/deletedItems/microsoft.graph.user`` (``$filter`` by UPN) or ``/{id}``."""
+    """``GET /directory/deletedItems/microsoft.graph.user`` (``$filter`` by UPN), ``/{id}`` or
+    ``/microsoft.graph.user/{id}``."""
     kind = segments[2] if len(segments) > 2 else ""
     if len(segments) == 3 and kind.lower() in ("microsoft.graph.user", "microsoft.graph.group"):
         schema: Schema = USERS if kind.lower().endswith("user") else GROUPS
@@ -265,8 +266,8 @@ def deleted_items(
         for entry in found:
             entry.pop("@odata.context")
         return {"@odata.context": f"{base_url}/$metadata#directoryObjects", "value": found}
-    if len(segments) == 3:
-        obj = find_user(tenant, kind, deleted=True)
+    if (len(segments) == 4 and kind.lower() == "microsoft.graph.user") or len(segments) == 3:
+        obj = find_user(tenant, segments[-1], deleted=True)
         return render_user(tenant, obj, base_url, "directoryObjects/$entity")
     raise GraphError(404, "UnknownResource", f"Resource not found for '{'/'.join(segments)}'.")
 
