@@ -213,12 +213,15 @@ def serve_sandbox(*, users: int, port: int, directory: Path, console: Console) -
     sandbox = start_sandbox(directory.resolve(), users=users, port=port)
     env_file = sandbox.write_env_file()
     console.print(f"sandbox running: {users} Entra users")
-    console.print(f"  config:   {sandbox.config_path}")
-    console.print(f"  secrets:  {env_file} (export them with: source {env_file})")
-    console.print(f"  then run: deltasync sync -c {sandbox.config_path} --dry-run")
+    console.print(f"  config:    {sandbox.config_path}")
+    console.print(f"  secrets:   {env_file}")
+    console.print("  in another terminal:")
+    console.print(f"    source {env_file}")
+    console.print(f"    export DELTASYNC_CONFIG={sandbox.config_path}")
+    console.print("    deltasync sync --dry-run")
     console.print(
-        f"  change it: deltasync sandbox edit --dir {directory} disable USER "
-        "(enable, rename, set, delete, restore, add-member, remove-member)"
+        f"  change the tenant: deltasync sandbox edit --dir {directory} disable USER "
+        "(or enable, rename, set, delete, restore, add-member, remove-member)"
     )
     console.print("Ctrl-C stops it.")
     stop = threading.Event()
