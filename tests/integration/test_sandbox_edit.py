@@ -6,6 +6,10 @@ its folder); every command goes through ``run_cli`` in-process, as an administra
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +19,7 @@ import pytest
 from e2e_helpers import in_scope
 
 from deltasync.cli import run_cli
+from deltasync.sandbox.graph import GraphSim, make_tenant
 from deltasync.sandbox.server import Sandbox, start_sandbox
 
 
@@ -205,3 +210,40 @@ def test_the_secret_comes_from_the_env_file_and_never_shows(
     assert result.code == 0, result.err
     for secret in [*sandbox.env.values(), *sandbox.tokens.issued]:
         assert secret not in result.out + result.err
+
+
+def test_edit_talks_to_a_real_sandbox_serve_process(tmp_path: Path) -> None:
+    """``sandbox serve`` in its own process, ``sandbox edit`` in another, as in the README."""
+    folder = tmp_path / "sandbox-run"
+    twin = GraphSim(seed=7)  # serve's tenant: make_tenant is deterministic for a seed
+    make_tenant(twin, 20, seed=7)
+    upn = sorted(str(u["userPrincipalName"]) for u in twin.users() if u["accountEnabled"])[0]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DELTASYNC_")}
+    deltasync = [sys.executable, "-m", "deltasync"]
+    serve = subprocess.Popen(
+        [*deltasync, "sandbox", "serve", "--users", "20", "--dir", str(folder)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    try:
+        assert serve.stdout is not None
+        printed = "".join(iter(serve.stdout.readline, "Ctrl-C stops it.\n"))
+        assert printed.startswith("sandbox running"), printed
+        assert f"source {folder / 'sandbox.env'}" in printed
+        assert f"sandbox edit --dir {folder}" in printed
+        edit = [*deltasync, "sandbox", "edit", "--dir", str(folder)]
+        done = subprocess.run(
+            [*edit, "disable", upn], capture_output=True, text=True, env=env, timeout=60
+        )
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == f"disabled {upn} (accountEnabled → false)\n"
+        unknown = subprocess.run(
+            [*edit, "enable", "niemand@firma.ch"], capture_output=True, text=True, env=env
+        )
+        assert unknown.returncode == 2 and "no user 'niemand@firma.ch'" in unknown.stderr
+    finally:
+        serve.send_signal(signal.SIGTERM)
+        serve.wait(timeout=30)
+    assert serve.returncode == 0
