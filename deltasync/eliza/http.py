@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import random
+import re
 import ssl
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
@@ -61,10 +62,12 @@ class ElizaHttp:
         retry_base_delay_s: float,
         max_retries: int,
         sleep: SleepFn,
+        connect_timeout_s: float | None = None,
     ) -> None:
         self._token = token
         self.base_url = base_url
         self._origin = httpx.URL(base_url)
+        self.host = _host(self._origin)
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.retry_base_delay_s = retry_base_delay_s
@@ -75,7 +78,7 @@ class ElizaHttp:
         self._client = httpx.AsyncClient(
             transport=transport,
             verify=_ssl_context(ca_bundle) if ca_bundle else True,
-            timeout=httpx.Timeout(timeout_s),
+            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s or timeout_s),
             follow_redirects=False,
             headers={
                 "Authorization": f"Token {token}",
@@ -106,12 +109,16 @@ class ElizaHttp:
         nxt = httpx.URL(str(next_url))
         return str(self._origin.copy_with(path=nxt.path, query=nxt.query or None, fragment=None))
 
-    async def send(self, method: str, url: str, *, json_body: Any = None) -> httpx.Response:
+    async def send(
+        self, method: str, url: str, *, json_body: Any = None, timeout_s: float | None = None
+    ) -> httpx.Response:
         """One logical request: attempts, backoff and Retry-After; non-retryable answers returned.
 
+        ``timeout_s`` replaces the client's timeouts (connect and read) for this request.
         Raises ServiceUnavailableError when every attempt failed, and at once for a POST
         that ELIZA may have applied (5xx other than 503, timeouts, broken connections).
         """
+        timeout: Any = httpx.USE_CLIENT_DEFAULT if timeout_s is None else httpx.Timeout(timeout_s)
         if url.startswith("/"):
             url = self.url(url)
         path = httpx.URL(url).path
@@ -127,16 +134,32 @@ class ElizaHttp:
                     self.writes += 1
                 try:
                     response = await self._client.request(
-                        method, url, content=_encode(json_body), headers=_content_type(json_body)
+                        method,
+                        url,
+                        content=_encode(json_body),
+                        headers=_content_type(json_body),
+                        timeout=timeout,
                     )
-                except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                except httpx.ConnectTimeout as exc:
                     # The request never reached ELIZA: safe to repeat, POST included.
-                    problem, safe, error = f"cannot connect ({type(exc).__name__})", True, exc
+                    waited = self._waited(exc, timeout_s, "connect")
+                    problem, safe, error = (
+                        f"cannot connect to {self.host} within {waited}",
+                        True,
+                        exc,
+                    )
+                except (httpx.ConnectError, httpx.PoolTimeout) as exc:
+                    problem, safe, error = (
+                        f"cannot connect to {self.host} ({reason(exc)})",
+                        True,
+                        exc,
+                    )
                 except httpx.TimeoutException as exc:
-                    problem, error = f"no answer within {self.timeout_s:g} s", exc
+                    waited = self._waited(exc, timeout_s, "read")
+                    problem, error = f"{self.host} sent no answer within {waited}", exc
                     safe = method != "POST"
                 except httpx.TransportError as exc:
-                    problem, error = f"network error ({type(exc).__name__})", exc
+                    problem, error = f"network error with {self.host} ({reason(exc)})", exc
                     safe = method != "POST"
                 else:
                     status = response.status_code
@@ -154,12 +177,20 @@ class ElizaHttp:
             if attempt >= self.max_retries:
                 raise ServiceUnavailableError(
                     f"ELIZA kept failing on {what} ({problem}) after {attempt + 1} attempts"
+                    if attempt
+                    else f"ELIZA failed on {what}: {problem}"
                 ) from error
             delay = self.backoff(attempt) if retry_after is None else retry_after
             delay = min(delay, MAX_WAIT_S)
             logger.info("%s: %s; retrying in %.1f s", what, problem, delay)
             await self._sleep(delay)
             attempt += 1
+
+    def _waited(self, exc: httpx.TimeoutException, override: float | None, kind: str) -> str:
+        if override is not None:
+            return f"{override:g} s"
+        configured = getattr(self._client.timeout, kind, None)
+        return f"{configured if configured is not None else self.timeout_s:g} s"
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter: base * 2**attempt, scaled by a factor in [0.5, 1]."""
@@ -219,6 +250,22 @@ class ElizaHttp:
     def redact(self, text: str) -> str:
         """``text`` with the API token replaced by ``***``."""
         return text.replace(self._token, "***")
+
+
+# A Python object's default repr inside a library's message, with its "name:" label.
+_OBJECT_REPR = re.compile(r"\s*(?:\w+:)?<[^<>]* object at 0x[0-9a-fA-F]+>")
+
+
+def reason(exc: BaseException) -> str:
+    """A transport error in words: the library's first line without object reprs, else its
+    class name."""
+    text = _OBJECT_REPR.sub("", str(exc)).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
+
+
+def _host(url: httpx.URL) -> str:
+    """``host`` or ``host:port`` as the user wrote it in eliza.base_url."""
+    return f"{url.host}:{url.port}" if url.port is not None else url.host
 
 
 def _ssl_context(ca_bundle: Path | str) -> ssl.SSLContext:
