@@ -11,7 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +48,7 @@ class Result:
 @pytest.fixture
 def check(
     sandbox: Sandbox, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Callable[..., Result]]:
+) -> Callable[..., Result]:
     for name, value in sandbox.env.items():
         monkeypatch.setenv(name, value)
 
@@ -62,7 +62,7 @@ def check(
             assert secret not in captured.out + captured.err
         return Result(code, captured.out, captured.err, took)
 
-    yield run
+    return run
 
 
 def variant(sandbox: Sandbox, edit: Callable[[dict[str, Any]], None]) -> Path:
