@@ -14,7 +14,6 @@ import json
 import logging
 import math
 import random
-import re
 import ssl
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
@@ -31,6 +30,7 @@ from deltasync.errors import (
     PermissionDeniedError,
     RunFailedError,
     ServiceUnavailableError,
+    without_reprs,
 )
 
 logger = logging.getLogger("deltasync.eliza")
@@ -67,7 +67,6 @@ class ElizaHttp:
         self._token = token
         self.base_url = base_url
         self._origin = httpx.URL(base_url)
-        self.host = _host(self._origin)
         self.timeout_s = timeout_s
         self.max_retries = max_retries
         self.retry_base_delay_s = retry_base_delay_s
@@ -142,25 +141,19 @@ class ElizaHttp:
                     )
                 except httpx.ConnectTimeout as exc:
                     # The request never reached ELIZA: safe to repeat, POST included.
-                    waited = self._waited(exc, timeout_s, "connect")
-                    problem, safe, error = (
-                        f"cannot connect to {self.host} within {waited}",
-                        True,
-                        exc,
-                    )
+                    waited = self._waited(timeout_s, "connect")
+                    problem = f"cannot connect to {self._host()} within {waited}"
+                    safe, error = True, exc
                 except (httpx.ConnectError, httpx.PoolTimeout) as exc:
-                    problem, safe, error = (
-                        f"cannot connect to {self.host} ({reason(exc)})",
-                        True,
-                        exc,
-                    )
+                    problem = f"cannot connect to {self._host()} ({transport_words(exc)})"
+                    safe, error = True, exc
                 except httpx.TimeoutException as exc:
-                    waited = self._waited(exc, timeout_s, "read")
-                    problem, error = f"{self.host} sent no answer within {waited}", exc
-                    safe = method != "POST"
+                    waited = self._waited(timeout_s, "read")
+                    problem = f"no answer within {waited} from {self._host()}"
+                    error, safe = exc, method != "POST"
                 except httpx.TransportError as exc:
-                    problem, error = f"network error with {self.host} ({reason(exc)})", exc
-                    safe = method != "POST"
+                    problem = f"network error talking to {self._host()} ({transport_words(exc)})"
+                    error, safe = exc, method != "POST"
                 else:
                     status = response.status_code
                     logger.debug("%s -> HTTP %d", what, status)
@@ -186,11 +179,21 @@ class ElizaHttp:
             await self._sleep(delay)
             attempt += 1
 
-    def _waited(self, exc: httpx.TimeoutException, override: float | None, kind: str) -> str:
+    def _waited(self, override: float | None, kind: str) -> str:
         if override is not None:
             return f"{override:g} s"
         configured = getattr(self._client.timeout, kind, None)
         return f"{configured if configured is not None else self.timeout_s:g} s"
+
+    def _host(self) -> str:
+        """``host:port`` of the ELIZA instance, as the error messages name it."""
+        port = self._origin.port or (443 if self._origin.scheme == "https" else 80)
+        return f"{self._origin.host}:{port}"
+
+    @property
+    def host(self) -> str:
+        """``host:port`` of the ELIZA instance, for messages."""
+        return self._host()
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter: base * 2**attempt, scaled by a factor in [0.5, 1]."""
@@ -252,27 +255,18 @@ class ElizaHttp:
         return text.replace(self._token, "***")
 
 
-# A Python object's default repr inside a library's message, with its "name:" label.
-_OBJECT_REPR = re.compile(r"\s*(?:\w+:)?<[^<>]* object at 0x[0-9a-fA-F]+>")
-
-
-def reason(exc: BaseException) -> str:
-    """A transport error in words: the library's first line without object reprs, else its
-    class name."""
-    text = _OBJECT_REPR.sub("", str(exc)).strip()
-    return text.splitlines()[0][:200] if text else type(exc).__name__
-
-
-def _host(url: httpx.URL) -> str:
-    """``host`` or ``host:port`` as the user wrote it in eliza.base_url."""
-    return f"{url.host}:{url.port}" if url.port is not None else url.host
-
-
 def _ssl_context(ca_bundle: Path | str) -> ssl.SSLContext:
     """The usual trust store plus the given CA certificates."""
     context = ssl.create_default_context(cafile=certifi.where())
     context.load_verify_locations(cafile=str(ca_bundle))
     return context
+
+
+def transport_words(exc: BaseException) -> str:
+    """A network error in words: its first line without Python object reprs, else the
+    exception's class name."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return without_reprs(text) or type(exc).__name__
 
 
 def _encode(body: Any) -> bytes | None:
