@@ -11,6 +11,7 @@ from rich.markup import escape
 
 from deltasync import service
 from deltasync.cli.options import ConfigOpt, GroupOpt, JsonOpt, OrgunitOpt, load
+from deltasync.cli.prog import prog_name
 from deltasync.cli.render import err, out, print_json, render_report
 
 
@@ -74,7 +75,13 @@ def demo(
 ) -> int:
     """The whole job against the built-in sandbox; no credentials needed."""
     return service.run_demo(
-        users=users, directory=directory, console=err, as_json=as_json, render=render_report
+        users=users,
+        directory=directory,
+        console=err if as_json else out,  # --json: stdout holds only the JSON
+        log_console=err,
+        as_json=as_json,
+        render=render_report,
+        prog=prog_name(),
     )
 
 
@@ -90,7 +97,9 @@ def sandbox_serve(
     directory: Annotated[Path, typer.Option("--dir")] = Path("sandbox-run"),
 ) -> int:
     """Simulated Graph + token endpoint + ELIZA on loopback, and a config pointing at them."""
-    return service.serve_sandbox(users=users, port=port, directory=directory, console=out)
+    return service.serve_sandbox(
+        users=users, port=port, directory=directory, console=out, prog=prog_name()
+    )
 
 
 def sandbox_edit(

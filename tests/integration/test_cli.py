@@ -554,10 +554,12 @@ def test_python_dash_m_prints_the_version() -> None:
 def test_demo_runs_the_initial_and_the_incremental_sync(cli: Cli, tmp_path: Path) -> None:
     result = cli("demo", "--users", "30", "--dir", tmp_path / "demo")
     assert result.code == 0, result.err
-    assert "initial sync" in result.err
-    assert "incremental sync" in result.err
-    assert "full round" in result.err and "incremental round" in result.err
+    assert "initial sync" in result.out  # the story and its reports on stdout
+    assert "incremental sync" in result.out
+    assert "full round" in result.err  # the log line of the first run
+    assert "incremental round" in result.out  # the second run's report
     assert (tmp_path / "demo" / "state" / "deltasync.db").exists()
+    assert "state -c" in result.out  # the hint names the program as it was started
 
 
 # ------------------------------------------------------------------ exit codes
