@@ -8,7 +8,7 @@ deprovisioning memory - is made here, so the push only executes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -151,3 +151,19 @@ def changed(a: Action, link: Link, current: Mapping[str, Any] | None, ids: Ids) 
     changes = {k: (old, new) for k, (old, new) in changes.items() if not same(old, new)}
     pushed = {**a.desired, **{k: v for k, v in body.items() if k != f.GROUPS}}
     return Write(replace(a, changes=changes), body, pushed, _status(a), saved)
+
+
+def held_back(write: Write, names: Iterable[str], link: Link) -> Write:
+    """The write without fields another ELIZA account holds (a username or e-mail taken).
+
+    The other fields still go out; the held-back ones keep the link's old pushed value, so
+    the next runs see them as changes again and retry them.
+    """
+    names = set(names)
+    body = {k: v for k, v in write.body.items() if k not in names}
+    changes = {k: v for k, v in write.action.changes.items() if k not in names}
+    pushed = {
+        **{k: v for k, v in write.pushed.items() if k not in names},
+        **{k: link.pushed[k] for k in names if k in link.pushed},
+    }
+    return replace(write, action=replace(write.action, changes=changes), body=body, pushed=pushed)
