@@ -197,8 +197,8 @@ def action_json(a: Action, result: str, eliza_id: int | None = None) -> dict[str
 
 
 def _adopted_json(a: Action) -> dict[str, Any]:
-    marks = adoption(a)
-    if not marks:
+    if a.op != Op.MATCH:
         return {}
+    marks = adoption(a)
     kept = {k: _json_value(v, k) for k, v in (a.kept or {}).items()}
     return {"adoption": marks, "kept": kept}
