@@ -128,7 +128,7 @@ def test_verify_target_keeps_a_kept_field_at_elizas_current_value() -> None:
     }
 
 
-@pytest.mark.parametrize("old,new", [(None, None), (None, ""), ("", []), ("a", "a")])
+@pytest.mark.parametrize(("old", "new"), [(None, None), (None, ""), ("", []), ("a", "a")])
 def test_equal_or_both_empty_is_no_change(old: Any, new: Any) -> None:
     assert diff({"telefon": new}, {"telefon": old}) == {}
     assert diff({"telefon": new}, {}) == ({} if empty(new) else {"telefon": (None, new)})
