@@ -366,6 +366,7 @@ def state_user(config: Config, query: str) -> list[dict[str, Any]]:
                             "pushed": dict(lk.pushed),
                             "pushed_version": lk.pushed_version,
                             "saved": dict(lk.saved),
+                            "kept": dict(lk.kept),
                         }
                         for kind, lk in sorted(
                             links.items(), key=lambda kv: list(Kind).index(kv[0])
