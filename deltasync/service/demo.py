@@ -19,10 +19,11 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from deltasync import service
 from deltasync.config import load_config
 from deltasync.engine import RunOptions, RunReport
 from deltasync.sandbox.server import Sandbox, start_sandbox
+from deltasync.service.inspect import state_summary, state_user
+from deltasync.service.sync import run_sync
 
 Render = Callable[..., None]
 
@@ -82,7 +83,7 @@ def run_demo(
             f"state in {config.state.url}"
         )
         console.print("[bold]1. initial sync[/] (full read, match or create every user)")
-        first = service.run_sync(config, RunOptions(), log=_log(console))
+        first = run_sync(config, RunOptions(), log=_log(console))
         reports.append(first)
         if not as_json:
             render(first, console=console)
@@ -92,12 +93,12 @@ def run_demo(
         for change in changes:
             console.print(f"   {escape(change)}")
         console.print("[bold]3. incremental sync[/] (only what changed)")
-        second = service.run_sync(config, RunOptions(), log=_log(console))
+        second = run_sync(config, RunOptions(), log=_log(console))
         reports.append(second)
         if not as_json:
             render(second, console=console)
         console.print("[bold]4. a run with nothing to do[/]")
-        third = service.run_sync(config, RunOptions(), log=_log(console))
+        third = run_sync(config, RunOptions(), log=_log(console))
         reports.append(third)
         if not as_json:
             render(third, console=console)
@@ -114,7 +115,7 @@ def run_demo(
 
 
 def _final_state(config: Any, upn: str, console: Console) -> None:
-    summary = service.state_summary(config)
+    summary = state_summary(config)
     links = summary["links"]
     console.print(
         "[bold]final state[/]: "
@@ -123,7 +124,7 @@ def _final_state(config: Any, upn: str, console: Console) -> None:
         f"persons: {links['person']['active']} active, "
         f"{links['person']['deactivated']} former"
     )
-    for person in service.state_user(config, upn):
+    for person in state_user(config, upn):
         console.print(f"   {escape(upn)}: scope {person['scope']}; history:")
         for h in person["history"]:
             changes = ", ".join(f"{k} → {v[1]!r}" for k, v in h["changes"].items())

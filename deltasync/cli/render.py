@@ -1,0 +1,128 @@
+"""Human output: the two consoles, the run report for people, JSON for machines.
+
+Human output of sync runs goes to stderr (cron logs take both streams), the JSON of
+``--json`` and the state commands' output to stdout.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+if TYPE_CHECKING:
+    from deltasync.service import RunReport
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
+
+MARKS = {
+    "create": "+",
+    "match": "=",
+    "update": "~",
+    "deactivate": "-",
+    "delete": "x",
+    "reactivate": "^",
+    "end": "-",
+    "reopen": "^",
+}
+
+
+def print_json(data: Any) -> None:
+    """``data`` as indented JSON on stdout (dates as strings)."""
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def fmt(value: Any) -> str:
+    """A field value as it is shown beside its name: strings quoted, the rest as JSON."""
+    if isinstance(value, str):
+        return repr(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def logger(verbose: bool) -> Callable[[str], None]:
+    """The progress log of a run on stderr: dim on a terminal, timestamped in a cron log."""
+    tty = err.is_terminal
+
+    def log(message: str) -> None:
+        if tty:
+            err.print(f"[dim]{escape(message)}[/]")
+        else:
+            err.print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} deltasync: {escape(message)}")
+
+    return log
+
+
+def render_report(report: RunReport, *, verbose: bool = False, console: Console = err) -> None:
+    """A run report for people: what was read, every action (or a summary), what needs care."""
+    title = f"deltasync {report.command}"
+    if report.dry_run:
+        title += " --dry-run (nothing was written to ELIZA)"
+    round_ = f"{report.round_kind or 'no'} round, {report.pages} page(s), "
+    round_ += f"{report.objects_seen} object(s) read, {report.objects_changed} changed"
+    if report.full_round_reason:
+        round_ += f" — full read because {report.full_round_reason}"
+    console.print(f"[bold]{escape(title)}[/]")
+    console.print(escape(round_))
+    show_all = report.dry_run or verbose or len(report.actions) <= 30
+    shown = (
+        report.actions
+        if show_all
+        else [a for a in report.actions if a["result"] not in ("ok", "planned")]
+    )
+    if shown:
+        console.print("actions:" if show_all else "actions needing attention:")
+    for a in shown:
+        head = f"  {MARKS.get(a['op'], '?')} {a['kind']:<10} {a['op']:<10} {a['label']}" + (
+            f" (#{a['eliza_id']})" if a["eliza_id"] else ""
+        )
+        suffix = "" if a["result"] in ("ok", "planned") else f"  [{a['result'].upper()}]"
+        console.print(escape(head + suffix + f"  — {a['reason']}"))
+        for name, (old, new) in a["changes"].items():
+            console.print(escape(f"      {name}: {fmt(old)} → {fmt(new)}"))
+    counts = report.counts()
+    if counts:
+        summary = "; ".join(
+            f"{kind}: " + ", ".join(f"{op} {n}" for op, n in sorted(ops.items()))
+            for kind, ops in sorted(counts.items())
+        )
+        console.print(("planned " if report.dry_run else "applied ") + escape(summary))
+    elif not report.actions:
+        console.print("nothing to do")
+    if report.deferred_objects:
+        console.print(f"{report.deferred_objects} object(s) wait for later runs (--limit-users)")
+    for w in report.warnings:
+        console.print(f"[yellow]warning:[/] {escape(w)}")
+    if report.held:
+        console.print(
+            f"[red]held:[/] {len(report.held)} deactivation(s) — {escape(report.threshold or '')}"
+        )
+        for h in report.held:
+            console.print(escape(f"  {h['label']} ({h['status']})"))
+        if not report.dry_run:
+            console.print("rerun with --allow-deletes to release them")
+    for title_, rows in (("conflicts", report.conflicts), ("failures", report.failures)):
+        if rows:
+            console.print(f"[red]{title_}:[/] {len(rows)}")
+            for f in rows:
+                console.print(escape(f"  {f['label']} {f['kind']} {f['op']}: {f['message']}"))
+    if report.error:
+        console.print(f"[red]error:[/] {escape(report.error)}")
+    if verbose:
+        idle = report.objects_changed - report.planned_objects
+        if idle > 0:
+            console.print(f"{idle} object(s) changed in Entra but need nothing in ELIZA")
+        if report.timings:
+            console.print(
+                "timings: " + ", ".join(f"{k} {v:.2f}s" for k, v in report.timings.items())
+            )
+    line = (
+        f"requests: Graph {report.graph_requests}, ELIZA {report.eliza_requests} "
+        f"({report.eliza_writes} writes); {report.duration_s:.1f}s"
+    )
+    console.print(escape(line) + (f"; exit {report.exit_code}" if verbose else ""))

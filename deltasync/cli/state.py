@@ -1,0 +1,202 @@
+"""``deltasync state`` and its subcommands: what the state database holds, for people."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from deltasync import service
+from deltasync.cli.options import ConfigOpt, JsonOpt, load
+from deltasync.cli.render import fmt, out, print_json
+from deltasync.errors import UsageError
+
+
+def state(
+    ctx: typer.Context,
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> int | None:
+    """Summary: tokens and their age, counts, last runs, pending failures."""
+    if ctx.invoked_subcommand is not None:
+        return None
+    data = service.state_summary(load(config, need_secrets=False))
+    if as_json:
+        print_json(data)
+        return 0
+    c = data["cursors"][0]
+    out.print(f"state: {escape(data['state_url'])}")
+    token = "yes" if c["has_delta_token"] else "no"
+    out.print(
+        f"users: delta token {token}"
+        + (f", last round {c['token_age']} ago" if c["token_age"] else "")
+        + (f", {c['round_in_progress']} round in progress" if c["round_in_progress"] else "")
+        + (f", last full read {c['last_full_round_at'][:19]}" if c["last_full_round_at"] else "")
+    )
+    out.print(f"mirror: {data['mirror']['users']} Entra users")
+    for kind, n in data["links"].items():
+        out.print(f"linked {kind}s: {n['active']} active, {n['deactivated']} deactivated")
+    f = data["failures"]
+    out.print(
+        f"pending: {f['errors']} failed, {f['conflicts']} in conflict"
+        + (" (deltasync state failures)" if f["errors"] or f["conflicts"] else "")
+    )
+    if data["held_deactivations"]:
+        out.print(
+            f"[red]held deactivations:[/] {len(data['held_deactivations'])} "
+            "(rerun with --allow-deletes to release)"
+        )
+        for h in data["held_deactivations"]:
+            out.print(escape(f"  {h['label']} ({h['status']})"))
+    if data["last_runs"]:
+        out.print("last runs:")
+        for r in data["last_runs"]:
+            out.print(escape(run_line(r)))
+    return 0
+
+
+def run_line(r: dict[str, Any]) -> str:
+    counts = (
+        "; ".join(
+            f"{k}: " + ", ".join(f"{op} {n}" for op, n in v.items()) for k, v in r["counts"].items()
+        )
+        or "no changes"
+    )
+    extra = "".join(f", {r[k]} {k}" for k in ("failures", "conflicts", "held") if r[k])
+    dry = " --dry-run" if r["dry_run"] else ""
+    return (
+        f"  #{r['id']} {r['started_at'][:19]} {r['command']}{dry} {r['status']} "
+        f"(exit {r['exit_code']}), {r['round'] or '-'} round: {counts}{extra}"
+        + (f" — {r['error']}" if r["error"] else "")
+    )
+
+
+def state_user(
+    query: Annotated[str, typer.Argument(help="UPN, mail, Entra object id or ELIZA id.")],
+    config: ConfigOpt = None,
+    as_json: JsonOpt = False,
+) -> int:
+    """One person: mirror, links (how matched, when), pushed values, failures, history."""
+    found = service.state_user(load(config, need_secrets=False), query)
+    if as_json:
+        print_json(found)
+        return 0 if found else 1
+    if not found:
+        out.print(f"no Entra user matches {escape(query)!r} in the mirror")
+        return 1
+    for u in found:
+        out.print(
+            f"[bold]{escape(str(u['userPrincipalName']))}[/] ({u['entra_id']}), "
+            f"found by {escape(str(u['found_by']))}"
+        )
+        out.print(
+            f"  scope: {escape(u['scope'])}; mirror version {u['version']}, "
+            f"settled {u['settled_version']}" + (" (changes pending)" if u["pending"] else "")
+        )
+        for kind, lk in u["links"].items():
+            out.print(
+                escape(
+                    f"  {kind}: ELIZA #{lk['eliza_id']} {lk['status']}, "
+                    f"{matched_text(lk['matched_by'])} at {lk['matched_at'][:19]}"
+                )
+            )
+            for name, value in sorted(lk["pushed"].items()):
+                out.print(escape(f"      {name} = {fmt(value)}"))
+        if not u["links"]:
+            out.print("  not linked to ELIZA")
+        for f in u["failures"]:
+            out.print(
+                escape(
+                    f"  {f['category']} ({f['kind']}): {f['message']} — "
+                    f"attempt {f['attempts']}, next try {f['next_retry_at'][:19]}"
+                )
+            )
+        if u["history"]:
+            out.print("  history:")
+            for h in u["history"]:
+                changes = ", ".join(
+                    f"{k}: {fmt(v[0])} → {fmt(v[1])}" for k, v in h["changes"].items()
+                )
+                out.print(
+                    escape(
+                        f"    {h['at'][:19]} run #{h['run_id']} {h['kind']} "
+                        f"{h['action']}"
+                        + (f" #{h['eliza_id']}" if h["eliza_id"] else "")
+                        + (f": {changes}" if changes else "")
+                    )
+                )
+    return 0
+
+
+def matched_text(matched_by: str) -> str:
+    if matched_by == "created":
+        return "created by the sync"
+    if matched_by == "hard":
+        return "hard match on remote_key"
+    if matched_by == "user":
+        return "matched as the person of the linked user"
+    if matched_by.startswith("soft:"):
+        return "soft match on " + matched_by[5:].replace("+", " and ")
+    return f"matched ({matched_by})"
+
+
+def state_runs(
+    config: ConfigOpt = None,
+    limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
+    as_json: JsonOpt = False,
+) -> int:
+    """The last runs, newest first."""
+    runs = service.state_runs(load(config, need_secrets=False), limit)
+    if as_json:
+        print_json(runs)
+    elif not runs:
+        out.print("no runs yet")
+    for r in [] if as_json else runs:
+        out.print(escape(run_line(r)))
+    return 0
+
+
+def state_failures(config: ConfigOpt = None, as_json: JsonOpt = False) -> int:
+    """Objects whose push failed or conflicted, and when each is tried next."""
+    rows = service.state_failures(load(config, need_secrets=False))
+    if as_json:
+        print_json(rows)
+        return 0
+    if not rows:
+        out.print("no pending failures")
+    for f in rows:
+        out.print(
+            escape(
+                f"{f['label']} ({f['entra_id']}) {f['kind']} {f['action']}: "
+                f"{f['category'].upper()} {f['message']}"
+            )
+        )
+        out.print(
+            escape(
+                f"    attempts {f['attempts']}, first {f['first_failed_at'][:19]}, "
+                f"next try {f['next_retry_at'][:19]}"
+            )
+        )
+        for c in f["detail"].get("candidates") or []:
+            out.print(escape(f"    candidate: {c}"))
+    return 0
+
+
+def state_reset(
+    config: ConfigOpt = None,
+    resource: Annotated[str, typer.Option("--resource", help="users, groups or all")] = "all",
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
+) -> int:
+    """Forget delta tokens: the next run reads everything (mirror and links are kept)."""
+    if resource not in ("users", "groups", "all"):
+        raise UsageError("--resource must be users, groups or all")
+    cfg = load(config, need_secrets=False)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError("state reset asks for confirmation; pass --yes when not interactive")
+        typer.confirm(f"Forget the delta tokens of {resource}?", abort=True)
+    names = service.state_reset(cfg, resource)
+    out.print(f"forgot the delta tokens of {', '.join(names)}; the next run reads everything")
+    return 0

@@ -1,0 +1,81 @@
+"""The commands around the job: ``export-excel``, ``check``, ``demo``, ``sandbox serve``,
+``db upgrade``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+
+from deltasync import service
+from deltasync.cli.options import ConfigOpt, JsonOpt, load
+from deltasync.cli.render import err, out, print_json, render_report
+
+
+def export_excel(
+    file: Annotated[Path, typer.Argument(help="The .xlsx file to write.")],
+    config: ConfigOpt = None,
+) -> int:
+    """Write the mirrored Entra users to an Excel file."""
+    cfg = load(config, need_secrets=False)
+    path = service.export_excel(file, service.mirrored_users(cfg), None)
+    out.print(f"wrote {path}")
+    return 0
+
+
+def check(config: ConfigOpt = None, as_json: JsonOpt = False) -> int:
+    """Check config, Entra credential and Graph permission, ELIZA token, permissions and schema."""
+    results = service.run_checks(load(config))
+    if as_json:
+        print_json(results)
+    else:
+        for r in results:
+            color, label = {
+                "ok": ("green", "ok"),
+                "warn": ("yellow", "warn"),
+                "fail": ("red", "FAIL"),
+            }[r["status"]]
+            out.print(f"[{color}]{label:<4}[/] {escape(r['check'])}: {escape(r['detail'])}")
+            if r.get("fix"):
+                out.print(f"     fix: {escape(r['fix'])}")
+    return 1 if any(r["status"] == "fail" for r in results) else 0
+
+
+def demo(
+    users: Annotated[int, typer.Option("--users", min=5, max=20000)] = 200,
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Keep the sandbox state in this folder.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> int:
+    """The whole job against the built-in sandbox; no credentials needed."""
+    return service.run_demo(
+        users=users, directory=directory, console=err, as_json=as_json, render=render_report
+    )
+
+
+def sandbox_serve(
+    users: Annotated[int, typer.Option("--users", min=1, max=100000)] = 200,
+    port: Annotated[
+        int,
+        typer.Option(
+            "--port",
+            help="Graph on P, the token endpoint on P+1, ELIZA on P+2 (0 = any free ports).",
+        ),
+    ] = 0,
+    directory: Annotated[Path, typer.Option("--dir")] = Path("sandbox-run"),
+) -> int:
+    """Simulated Graph + token endpoint + ELIZA on loopback, and a config pointing at them."""
+    return service.serve_sandbox(users=users, port=port, directory=directory, console=out)
+
+
+def db_upgrade(config: ConfigOpt = None) -> int:
+    """Apply the state database migrations (sync does it by itself too)."""
+    before, after = service.db_upgrade(load(config, need_secrets=False))
+    out.print(
+        f"state database at revision {after}"
+        + (f" (was {before})" if before != after else " (already current)")
+    )
+    return 0

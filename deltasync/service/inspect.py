@@ -1,0 +1,219 @@
+"""The ``state`` commands and ``db upgrade``: what the state database holds, for people.
+
+Reads only the state database: no Graph, no ELIZA.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from deltasync.config import Config
+from deltasync.models import Kind, MirrorObject, Removed
+from deltasync.service.settings import USERS, SyncFlags, plan_context, scope_label
+from deltasync.service.store import store_for
+
+
+def _age(when: datetime | None, now: datetime) -> str | None:
+    if when is None:
+        return None
+    seconds = int((now - when).total_seconds())
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}min"
+    if seconds < 172800:
+        return f"{seconds // 3600}h"
+    return f"{seconds // 86400}d"
+
+
+def state_summary(config: Config) -> dict[str, Any]:
+    """Tokens and their age, counts, last runs, pending failures, held deactivations."""
+    now = datetime.now(UTC)
+    with store_for(config) as store:
+        cursor = store.get_cursor(USERS)
+        runs = store.runs(5)
+        failures = store.failures()
+        last = runs[0] if runs else None
+        held = list(last.report.get("held", [])) if last is not None else []
+        return {
+            "state_url": config.state.redacted_url,
+            "cursors": [
+                {
+                    "resource": USERS,
+                    "has_delta_token": bool(cursor and cursor.delta_link),
+                    "round_in_progress": cursor.round_kind.value
+                    if cursor and cursor.next_link and cursor.round_kind
+                    else None,
+                    "last_round_completed_at": _iso(cursor.delta_committed_at if cursor else None),
+                    "token_age": _age(cursor.delta_committed_at if cursor else None, now),
+                    "last_full_round_at": _iso(cursor.full_completed_at if cursor else None),
+                }
+            ],
+            "mirror": {"users": store.count_objects(USERS)},
+            "links": {
+                kind.value: {
+                    "active": store.count_links(kind, status="active"),
+                    "deactivated": store.count_links(kind, status="deactivated"),
+                }
+                for kind in Kind
+            },
+            "failures": {
+                "errors": sum(1 for f in failures if f.category == "error"),
+                "conflicts": sum(1 for f in failures if f.category == "conflict"),
+            },
+            "held_deactivations": held,
+            "last_runs": [_run_json(r) for r in runs],
+            "lease": store.lease_info(),
+        }
+
+
+def _iso(when: datetime | None) -> str | None:
+    return when.isoformat() if when else None
+
+
+def _run_json(r: Any) -> dict[str, Any]:
+    counts = r.report.get("counts", {}) if r.report else {}
+    return {
+        "id": r.id,
+        "command": r.command,
+        "dry_run": r.dry_run,
+        "started_at": _iso(r.started_at),
+        "finished_at": _iso(r.finished_at),
+        "status": r.status,
+        "exit_code": r.exit_code,
+        "round": (r.report or {}).get("round", {}).get("kind"),
+        "counts": counts,
+        "requests": (r.report or {}).get("requests", {}),
+        "failures": len((r.report or {}).get("failures", [])),
+        "conflicts": len((r.report or {}).get("conflicts", [])),
+        "held": len((r.report or {}).get("held", [])),
+        "error": (r.report or {}).get("error"),
+    }
+
+
+def state_runs(config: Config, limit: int = 20) -> list[dict[str, Any]]:
+    """The last runs, newest first."""
+    with store_for(config) as store:
+        return [_run_json(r) for r in store.runs(limit)]
+
+
+def state_failures(config: Config) -> list[dict[str, Any]]:
+    """Objects whose push failed or conflicted, and when each is tried next."""
+    with store_for(config) as store:
+        out = []
+        for f in store.failures():
+            obj = store.get_object(f.entra_id)
+            out.append(
+                {
+                    "entra_id": f.entra_id,
+                    "label": (obj.data.get("userPrincipalName") if obj else None) or f.entra_id,
+                    "kind": f.kind.value,
+                    "action": f.action,
+                    "category": f.category,
+                    "message": f.message,
+                    "detail": dict(f.detail),
+                    "attempts": f.attempts,
+                    "first_failed_at": _iso(f.first_failed_at),
+                    "last_failed_at": _iso(f.last_failed_at),
+                    "next_retry_at": _iso(f.next_retry_at),
+                }
+            )
+        return out
+
+
+def state_user(config: Config, query: str) -> list[dict[str, Any]]:
+    """One person: mirror, scope, links with how they were matched, failures, history."""
+    ctx = plan_context(config, SyncFlags())
+    with store_for(config) as store:
+        objects: list[MirrorObject] = list(store.find_objects(query))
+        found_by = {o.id: "Entra id, UPN or mail" for o in objects}
+        if not objects and query.isdigit():
+            for kind in (Kind.USER, Kind.PERSON):
+                link = store.link_by_eliza_id(kind, int(query))
+                if link is not None:
+                    obj = store.get_object(link.entra_id)
+                    if obj is not None and obj.id not in found_by:
+                        objects.append(obj)
+                        found_by[obj.id] = f"ELIZA {kind.value} #{query}"
+        result = []
+        for obj in objects:
+            links = store.links_for([obj.id]).get(obj.id, {})
+            result.append(
+                {
+                    "entra_id": obj.id,
+                    "found_by": found_by.get(obj.id),
+                    "userPrincipalName": obj.data.get("userPrincipalName"),
+                    "mail": obj.data.get("mail"),
+                    "scope": scope_label(obj, ctx),
+                    "removed": obj.removed.value if isinstance(obj.removed, Removed) else None,
+                    "version": obj.version,
+                    "settled_version": obj.settled_version,
+                    "pending": obj.version > obj.settled_version,
+                    "mirror": dict(obj.data),
+                    "links": {
+                        kind.value: {
+                            "eliza_id": lk.eliza_id,
+                            "matched_by": lk.matched_by,
+                            "matched_at": _iso(lk.matched_at),
+                            "status": lk.status,
+                            "pushed": dict(lk.pushed),
+                            "pushed_version": lk.pushed_version,
+                            "saved": dict(lk.saved),
+                            "kept": dict(lk.kept),
+                        }
+                        for kind, lk in sorted(
+                            links.items(), key=lambda kv: list(Kind).index(kv[0])
+                        )
+                    },
+                    "failures": [
+                        {
+                            "kind": f.kind.value,
+                            "category": f.category,
+                            "message": f.message,
+                            "attempts": f.attempts,
+                            "next_retry_at": _iso(f.next_retry_at),
+                        }
+                        for f in store.failures_for(obj.id)
+                    ],
+                    "history": _history(store.journal_for(obj.id, 50)),
+                }
+            )
+        return result
+
+
+def _history(entries: Sequence[Any]) -> list[dict[str, Any]]:
+    """The journal for people: a "creating" marker only shows when its create never finished."""
+    finished = {e.kind for e in entries if e.action in ("create", "match")}
+    return [
+        {
+            "at": _iso(e.at),
+            "run_id": e.run_id,
+            "kind": e.kind.value,
+            "action": "create (unconfirmed)" if e.action == "creating" else e.action,
+            "eliza_id": e.eliza_id,
+            "changes": dict(e.changes),
+        }
+        for e in entries
+        if not (e.action == "creating" and e.kind in finished)
+    ]
+
+
+def state_reset(config: Config, resource: str) -> list[str]:
+    """Forget delta tokens so the next run reads everything; the mirror and links stay."""
+    with store_for(config) as store:
+        names = [USERS] if resource in ("users", "all") else []
+        if resource in ("groups", "all"):
+            names.append("groups")
+        for name in names:
+            store.reset_cursor(name)
+        return names
+
+
+def db_upgrade(config: Config) -> tuple[str | None, str | None]:
+    """Apply the state database migrations."""
+    from deltasync.state import upgrade
+
+    result: tuple[str | None, str | None] = upgrade(config.state.url)
+    return result

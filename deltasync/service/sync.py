@@ -1,0 +1,123 @@
+"""``sync`` and ``resync``: build the clients from the config and run the engine under the lease.
+
+This is the composition root of a run; tests call :func:`run_sync` with the sandbox's
+transports injected through :class:`Seams`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from deltasync.config import Config
+from deltasync.eliza.client import DryRunEliza, ElizaClient, Resource
+from deltasync.engine import Engine, EngineSettings, RunOptions, RunReport
+from deltasync.errors import DeltaSyncError, LeaseHeldError
+from deltasync.graph.client import GraphSource
+from deltasync.service.settings import SyncFlags, engine_settings
+from deltasync.service.store import store_for
+
+if TYPE_CHECKING:
+    import httpx
+
+    from deltasync.state import StateStore
+
+Log = Callable[[str], None]
+NO_FLAGS = SyncFlags()
+
+
+@dataclass(frozen=True)
+class Seams:
+    """Injected transports for tests and the in-process sandbox; None = the real network."""
+
+    graph_transport: httpx.AsyncBaseTransport | None = None
+    eliza_transport: httpx.AsyncBaseTransport | None = None
+    credential: Any = None
+
+
+def lease_holder() -> str:
+    """Who holds the lease: host, process and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def run_sync(
+    config: Config,
+    opts: RunOptions,
+    flags: SyncFlags = NO_FLAGS,
+    *,
+    seams: Seams = Seams(),
+    log: Log = lambda _m: None,
+) -> RunReport:
+    """The hourly job (and resync): pull, plan, push, under the lease, recorded as a run."""
+    settings = engine_settings(config, flags)
+    with store_for(config) as store:
+        holder = lease_holder()
+        if not store.acquire_lease(holder):
+            info = store.lease_info()
+            raise LeaseHeldError(f"another run holds the lease ({info}); nothing was done")
+        try:
+            run_id = store.start_run(opts.command, opts.dry_run)
+            report = asyncio.run(_run(config, store, settings, opts, seams, holder, run_id, log))
+            keep_dirty = flags.skip_users or flags.skip_persons
+            if keep_dirty:
+                report.warnings.append(
+                    "--skip-users/--skip-mitarbeitende: the next run without them "
+                    "plans every object again"
+                )
+            return report
+        finally:
+            store.release_lease(holder)
+
+
+async def _run(
+    config: Config,
+    store: StateStore,
+    settings: EngineSettings,
+    opts: RunOptions,
+    seams: Seams,
+    holder: str,
+    run_id: int,
+    log: Log,
+) -> RunReport:
+    source = GraphSource.from_config(
+        config.entra, transport=seams.graph_transport, credential=seams.credential
+    )
+    client = ElizaClient.from_config(config.eliza, transport=seams.eliza_transport)
+    target: Any = DryRunEliza(client) if opts.dry_run else client
+    engine = Engine(store, source, target, settings, resources=Resource, holder=holder, log=log)
+    engine.run_id = run_id
+    report: RunReport | None = None
+    try:
+        report = await engine.run(opts)
+        return report
+    except Exception as exc:
+        report = engine.report or RunReport(opts.command, opts.dry_run)
+        report.error = (
+            str(exc) if isinstance(exc, DeltaSyncError) else f"{type(exc).__name__}: {exc}"
+        )
+        raise
+    finally:
+        if report is None:
+            report = engine.report
+        if report is not None:
+            report.run_id = run_id
+            status = report.status if report.error is None else "failed"
+            store.finish_run(run_id, status, report.exit_code, _stored_report(report))
+        else:
+            store.finish_run(run_id, "failed", 1, {"error": "run did not start"})
+        await source.aclose()
+        await client.aclose()
+
+
+def _stored_report(report: RunReport) -> dict[str, Any]:
+    """The run report as stored: everything but the per-action list of a large run."""
+    data = report.as_dict()
+    if len(data["actions"]) > 500:
+        data["actions_truncated"] = len(data["actions"])
+        data["actions"] = data["actions"][:500]
+    return data
