@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # for type checkers; at run time each name comes through __ge
     from deltasync.service.export import export_excel, mirrored_users
     from deltasync.service.inspect import (
         db_upgrade,
+        soft_match_advice,
         state_failures,
         state_reset,
         state_runs,
@@ -58,6 +59,7 @@ _HOMES = {
     "state_runs": "deltasync.service.inspect",
     "state_summary": "deltasync.service.inspect",
     "state_user": "deltasync.service.inspect",
+    "soft_match_advice": "deltasync.service.inspect",
     "SyncFlags": "deltasync.service.settings",
     "engine_settings": "deltasync.service.settings",
     "plan_context": "deltasync.service.settings",
@@ -85,6 +87,7 @@ __all__ = [
     "run_demo",
     "run_sync",
     "serve_sandbox",
+    "soft_match_advice",
     "state_failures",
     "state_reset",
     "state_runs",

@@ -9,6 +9,7 @@ from deltasync.config import Config, placeholders
 from deltasync.eliza.client import ElizaClient, Resource, schema_fields
 from deltasync.errors import DeltaSyncError
 from deltasync.graph.check import check_graph
+from deltasync.service.inspect import soft_match_advice
 from deltasync.service.settings import SyncFlags, engine_settings
 
 # ELIZA fields the sync writes besides the mapped ones
@@ -59,6 +60,7 @@ async def _checks(
         )
         for p in probes
     ]
+    rows += [_row("matching", "warn", a) for a in filter(None, [soft_match_advice(config)])]
     client = ElizaClient.from_config(config.eliza, transport=eliza_transport)
     try:
         rows += await _eliza_checks(config, client)

@@ -150,8 +150,11 @@ def test_a_colliding_upn_change_is_a_conflict_naming_both_sides_and_the_rest_upd
 def test_the_soft_match_recommendation_appears_once(sandbox: Sandbox, config: Config) -> None:
     (entra,) = pick(sandbox)
     seed_existing(sandbox, entra)
+    assert service.soft_match_advice(config) is None  # nothing synced yet
     first = sync(config)
     assert first.warnings.count(RECOMMENDATION) == 1
+    assert service.soft_match_advice(config) == RECOMMENDATION  # what check says
+    assert service.state_summary(config)["hints"] == [RECOMMENDATION]
     sandbox.graph.update_user(entra["id"], surname="Neu")
     second = sync(config)
     assert second.actions and RECOMMENDATION not in second.warnings

@@ -179,3 +179,22 @@ def test_the_report_counts_adoption_and_the_users_left_out_of_scope() -> None:
         "10 Entra users out of scope, left alone (disabled: 3, user_filter: 7)",
     ]
     assert report.as_dict()["out_of_scope"] == {"disabled": 3, "user_filter": 7}
+
+
+def test_the_human_report_marks_overwritten_and_kept_values_and_prints_the_summary() -> None:
+    from rich.console import Console
+
+    from deltasync.cli.render import render_report
+
+    w = matched(
+        person_create(telefon=None, abteilung=None, position="P"), ELIZA_PERSON, MatchedBy.HARD, {}
+    )
+    report = RunReport("sync", dry_run=True, out_of_scope={"disabled": 1})
+    report.actions.append(action_json(w.action, "planned", 40))
+    console = Console(record=True, width=200)
+    render_report(report, console=console)
+    text = console.export_text()
+    assert "position: 'Praktikantin' → 'P'  (overwritten)" in text
+    assert "telefon: '+41 31 555 00 00' kept (Entra has none)" in text
+    assert "would adopt 1 existing ELIZA object: 1 value overwritten, 2 kept" in text
+    assert "1 Entra user out of scope, left alone (disabled: 1)" in text
