@@ -11,18 +11,9 @@ from __future__ import annotations
 
 from deltasync.engine.ports import Store
 from deltasync.engine.settings import EngineSettings
+from deltasync.matching import RECOMMENDATION, SOFT_MATCH_HINT
 from deltasync.models import Kind, LinkStatus
 from deltasync.plan.scope import scope_status
-
-#: The meta key set once the recommendation was given.
-SOFT_MATCH_HINT = "soft_match_hint_given"
-
-RECOMMENDATION = (
-    "every in-scope Entra user is linked to its ELIZA account and matching.soft_match is "
-    "still true: set matching.soft_match: false, so a new Entra user can never take over an "
-    "unlinked ELIZA account by its username or e-mail (as Entra Connect's "
-    "BlockSoftMatchEnabled)"
-)
 
 
 def all_adopted(store: Store, settings: EngineSettings) -> bool:

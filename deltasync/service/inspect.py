@@ -74,7 +74,7 @@ def state_summary(config: Config) -> dict[str, Any]:
 
 def _hints(config: Config, store: Any) -> list[str]:
     """Advice a run gave once and that still applies (soft matching after the adoption)."""
-    from deltasync.engine.adoption import RECOMMENDATION, SOFT_MATCH_HINT
+    from deltasync.matching import RECOMMENDATION, SOFT_MATCH_HINT
 
     given = config.matching.soft_match and store.get_meta(SOFT_MATCH_HINT)
     return [RECOMMENDATION] if given else []
@@ -85,7 +85,8 @@ def soft_match_advice(config: Config) -> str | None:
     in-scope user is linked (after an adoption), else None; for ``check``."""
     from sqlalchemy.engine import make_url
 
-    from deltasync.engine.adoption import RECOMMENDATION, all_adopted
+    from deltasync.engine.adoption import all_adopted
+    from deltasync.matching import RECOMMENDATION
     from deltasync.service.settings import engine_settings
     from deltasync.state.database import create_state_engine
     from deltasync.state.revision import HEAD_REVISION, stored_revision

@@ -9,7 +9,7 @@ from e2e_helpers import eliza_person_of, eliza_user_of, pick, sync, writes
 
 from deltasync import service
 from deltasync.config import Config
-from deltasync.engine.adoption import RECOMMENDATION
+from deltasync.matching import RECOMMENDATION
 from deltasync.sandbox.server import Sandbox
 
 pytestmark = pytest.mark.sandbox(users=20, seed=12, page_size=10)
