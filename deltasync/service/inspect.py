@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from deltasync.config import Config
+from deltasync.errors import DeltaSyncError
 from deltasync.models import Kind, MirrorObject, Removed
 from deltasync.service.settings import USERS, SyncFlags, plan_context, scope_label
 from deltasync.service.store import store_for
@@ -66,7 +68,45 @@ def state_summary(config: Config) -> dict[str, Any]:
             "held_deactivations": held,
             "last_runs": [_run_json(r) for r in runs],
             "lease": store.lease_info(),
+            "hints": _hints(config, store),
         }
+
+
+def _hints(config: Config, store: Any) -> list[str]:
+    """Advice a run gave once and that still applies (soft matching after the adoption)."""
+    from deltasync.matching import RECOMMENDATION, SOFT_MATCH_HINT
+
+    given = config.matching.soft_match and store.get_meta(SOFT_MATCH_HINT)
+    return [RECOMMENDATION] if given else []
+
+
+def soft_match_advice(config: Config) -> str | None:
+    """The advice to set ``matching.soft_match: false`` when soft matching is on and every
+    in-scope user is linked (after an adoption), else None; for ``check``."""
+    from sqlalchemy.engine import make_url
+
+    from deltasync.engine.adoption import all_adopted
+    from deltasync.matching import RECOMMENDATION
+    from deltasync.service.settings import engine_settings
+    from deltasync.state.database import create_state_engine
+    from deltasync.state.revision import HEAD_REVISION, stored_revision
+
+    url = make_url(config.state.url)
+    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
+        return None  # no state yet: nothing is linked (and check creates nothing)
+    try:
+        engine = create_state_engine(config.state.url)
+        try:
+            current = stored_revision(engine) == HEAD_REVISION
+        finally:
+            engine.dispose()
+        if not current:
+            return None  # check does not migrate; the next sync will
+        with store_for(config) as store:
+            done = all_adopted(store, engine_settings(config, SyncFlags()))
+    except DeltaSyncError:
+        return None  # the state database has its own line in check
+    return RECOMMENDATION if done else None
 
 
 def _iso(when: datetime | None) -> str | None:
@@ -161,6 +201,7 @@ def state_user(config: Config, query: str) -> list[dict[str, Any]]:
                             "pushed": dict(lk.pushed),
                             "pushed_version": lk.pushed_version,
                             "saved": dict(lk.saved),
+                            "kept": dict(lk.kept),
                         }
                         for kind, lk in sorted(
                             links.items(), key=lambda kv: list(Kind).index(kv[0])
