@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from deltasync.config import Config
@@ -83,27 +82,19 @@ def _hints(config: Config, store: Any) -> list[str]:
 def soft_match_advice(config: Config) -> str | None:
     """The advice to set ``matching.soft_match: false`` when soft matching is on and every
     in-scope user is linked (after an adoption), else None; for ``check``."""
-    from sqlalchemy.engine import make_url
-
     from deltasync.engine.adoption import all_adopted
     from deltasync.matching import RECOMMENDATION
     from deltasync.service.settings import engine_settings
-    from deltasync.state.database import create_state_engine
-    from deltasync.state.revision import HEAD_REVISION, stored_revision
+    from deltasync.state import open_current_store
 
-    url = make_url(config.state.url)
-    if url.get_backend_name() == "sqlite" and not Path(url.database or "").is_file():
-        return None  # no state yet: nothing is linked (and check creates nothing)
     try:
-        engine = create_state_engine(config.state.url)
+        store = open_current_store(config.state.url)
+        if store is None:
+            return None  # no state yet, or one the next sync migrates: check changes nothing
         try:
-            current = stored_revision(engine) == HEAD_REVISION
-        finally:
-            engine.dispose()
-        if not current:
-            return None  # check does not migrate; the next sync will
-        with store_for(config) as store:
             done = all_adopted(store, engine_settings(config, SyncFlags()))
+        finally:
+            store.close()
     except DeltaSyncError:
         return None  # the state database has its own line in check
     return RECOMMENDATION if done else None
