@@ -20,6 +20,7 @@ from deltasync.plan.actions import Action
 
 CREATING = "creating"  # journal marker written before a POST: its outcome may get lost
 PLAN_FINGERPRINT = "plan_fingerprint"
+FIELDS_CHECKED = "target_fields_checked"  # the plan fingerprint ELIZA's schema was checked for
 
 
 class Records(Protocol):
@@ -55,6 +56,8 @@ class Records(Protocol):
     def settle(self, entra_id: str, version: int) -> None: ...
 
     def plan_current(self, fingerprint: str) -> None: ...
+
+    def fields_checked(self, fingerprint: str) -> None: ...
 
 
 class Ledger:
@@ -134,6 +137,10 @@ class Ledger:
         """Every object is planned under these settings (nothing left for later runs)."""
         self.store.set_meta(PLAN_FINGERPRINT, fingerprint)
 
+    def fields_checked(self, fingerprint: str) -> None:
+        """ELIZA's schema knows every field written under these settings."""
+        self.store.set_meta(FIELDS_CHECKED, fingerprint)
+
 
 class DryLedger:
     """A dry run's ledger: the same calls, nothing recorded."""
@@ -179,3 +186,6 @@ class DryLedger:
 
     def plan_current(self, fingerprint: str) -> None:
         """Not recorded."""
+
+    def fields_checked(self, fingerprint: str) -> None:
+        """Not recorded: a dry run checks the schema every time."""
