@@ -60,6 +60,8 @@ class Run:
     objects: dict[str, MirrorObject] = field(default_factory=dict)
     protected: dict[str, str] = field(default_factory=dict)  # Entra id -> why hands off
     fingerprint_current: bool = False  # the stored plan fingerprint matches the settings
+    # --verify-target: fields of a linked object changed in ELIZA by hand
+    drift: dict[tuple[str, Kind], set[str]] = field(default_factory=dict)
 
     def link(self, entra_id: str, kind: Kind) -> Link | None:
         """The object's link of that kind, as this run knows it."""

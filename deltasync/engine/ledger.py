@@ -27,6 +27,7 @@ class Records(Protocol):
     """What the phases call to record the run; :class:`Ledger` and :class:`DryLedger`."""
 
     applied: str  # how the run report calls an action that went through
+    progress: str  # how the progress log calls objects done ("pushed 50/475 objects")
 
     def known_failures(self, entra_ids: Iterable[str]) -> None: ...
 
@@ -64,6 +65,7 @@ class Ledger:
     """Writes through to the state store."""
 
     applied = "ok"
+    progress = "pushed"
 
     def __init__(self, store: Store, run_id: int, now: Callable[[], datetime]) -> None:
         self.store = store
@@ -146,6 +148,7 @@ class DryLedger:
     """A dry run's ledger: the same calls, nothing recorded."""
 
     applied = "planned"
+    progress = "dry run: resolved (nothing written)"
 
     def known_failures(self, entra_ids: Iterable[str]) -> None:
         """Nothing recorded: nothing to clear."""

@@ -82,7 +82,7 @@ class _Push:
             if p.actions:
                 done += 1
             if p.actions and total >= PROGRESS_EVERY and done % PROGRESS_EVERY == 0:
-                run.log(f"pushed {done}/{total} objects")
+                run.log(f"{run.ledger.progress} {done}/{total} objects")
             if p.unresolved:
                 waiting.append(p)
             elif ok and p.entra_id not in self.held:
