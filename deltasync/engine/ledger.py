@@ -20,6 +20,7 @@ from deltasync.plan.actions import Action
 
 CREATING = "creating"  # journal marker written before a POST: its outcome may get lost
 PLAN_FINGERPRINT = "plan_fingerprint"
+GONE = "gone"  # journal entry: the linked ELIZA object was deleted in ELIZA, the link dropped
 FIELDS_CHECKED = "target_fields_checked"  # the plan fingerprint ELIZA's schema was checked for
 
 
@@ -37,7 +38,7 @@ class Records(Protocol):
 
     def pushed(self, action: Action, link: Link | None, eliza_id: int | None) -> None: ...
 
-    def forget(self, entra_id: str, kind: Kind) -> None: ...
+    def forget(self, entra_id: str, kind: Kind, eliza_id: int | None = None) -> None: ...
 
     def relink(self, link: Link) -> None: ...
 
@@ -100,9 +101,11 @@ class Ledger:
             changes_json(action.changes),
         )
 
-    def forget(self, entra_id: str, kind: Kind) -> None:
-        """The linked object is gone from ELIZA: drop the link, it is created again."""
+    def forget(self, entra_id: str, kind: Kind, eliza_id: int | None = None) -> None:
+        """The linked object is gone from ELIZA: drop the link, journal it (``gone``); the
+        object is created again on the next run."""
         self.store.delete_link(entra_id, kind)
+        self.store.journal(self.run_id, entra_id, kind, GONE, eliza_id, {})
 
     def relink(self, link: Link) -> None:
         """A link's status changed without a write to ELIZA (protected, or no longer)."""
@@ -163,7 +166,7 @@ class DryLedger:
     def pushed(self, action: Action, link: Link | None, eliza_id: int | None) -> None:
         """Not recorded."""
 
-    def forget(self, entra_id: str, kind: Kind) -> None:
+    def forget(self, entra_id: str, kind: Kind, eliza_id: int | None = None) -> None:
         """Not recorded."""
 
     def relink(self, link: Link) -> None:

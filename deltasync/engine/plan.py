@@ -120,7 +120,7 @@ async def _verify_target(run: Run) -> None:
                     f"linked ELIZA {kind.value} #{link.eliza_id} of {entra_id} was deleted "
                     "in ELIZA; it is created again"
                 )
-                run.ledger.forget(entra_id, kind)
+                run.ledger.forget(entra_id, kind, link.eliza_id)
                 del kinds[kind]
                 continue
             seen = {k: actual[k] for k in link.pushed if k in actual}

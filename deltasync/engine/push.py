@@ -195,7 +195,7 @@ class _Push:
 
     def gone(self, a: Action, link: Link) -> None:
         """The linked object was deleted in ELIZA by hand: forget the link, report it."""
-        self.run.ledger.forget(a.entra_id, a.kind)
+        self.run.ledger.forget(a.entra_id, a.kind, link.eliza_id)
         self.run.linked(a.entra_id, a.kind, None)
         raise ObjectRejectedError(
             f"the linked ELIZA {a.kind.value} #{link.eliza_id} no longer exists (deleted in "
