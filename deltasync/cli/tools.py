@@ -15,13 +15,16 @@ from deltasync.cli.render import err, out, print_json, render_report
 
 
 def export_excel(
-    file: Annotated[Path, typer.Argument(help="The .xlsx file to write.")],
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="The file to write: .xlsx, or .csv for CSV.")
+    ],
     config: ConfigOpt = None,
 ) -> int:
-    """Write the mirrored Entra users to an Excel file."""
+    """Write the mirrored Entra users to an Excel file (or CSV, for a .csv name)."""
     cfg = load(config, need_secrets=False)
-    path = service.export_excel(file, service.mirrored_users(cfg), None)
-    out.print(f"wrote {path}")
+    service.check_output_paths(excel=file)
+    for path in service.export_excel(cfg, file):
+        out.print(f"wrote {escape(str(path))}")
     return 0
 
 

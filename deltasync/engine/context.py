@@ -10,6 +10,7 @@ from datetime import datetime
 from deltasync.engine.directory import Directory
 from deltasync.engine.ledger import Records
 from deltasync.engine.ports import Collections, Source, Store, Target
+from deltasync.engine.progress import NO_PROGRESS, Progress
 from deltasync.engine.report import RunReport
 from deltasync.engine.settings import EngineSettings, RunOptions
 from deltasync.errors import LeaseHeldError
@@ -62,6 +63,7 @@ class Run:
     fingerprint_current: bool = False  # the stored plan fingerprint matches the settings
     # --verify-target: fields of a linked object changed in ELIZA by hand
     drift: dict[tuple[str, Kind], set[str]] = field(default_factory=dict)
+    progress: Progress = NO_PROGRESS
 
     def link(self, entra_id: str, kind: Kind) -> Link | None:
         """The object's link of that kind, as this run knows it."""

@@ -28,7 +28,7 @@ class Records(Protocol):
     """What the phases call to record the run; :class:`Ledger` and :class:`DryLedger`."""
 
     applied: str  # how the run report calls an action that went through
-    progress: str  # how the progress log calls objects done ("pushed 50/475 objects")
+    progress: str  # the push phase as progress names it ("push", or a dry run's)
 
     def known_failures(self, entra_ids: Iterable[str]) -> None: ...
 
@@ -66,7 +66,7 @@ class Ledger:
     """Writes through to the state store."""
 
     applied = "ok"
-    progress = "pushed"
+    progress = "push"
 
     def __init__(self, store: Store, run_id: int, now: Callable[[], datetime]) -> None:
         self.store = store
@@ -151,7 +151,7 @@ class DryLedger:
     """A dry run's ledger: the same calls, nothing recorded."""
 
     applied = "planned"
-    progress = "dry run: resolved (nothing written)"
+    progress = "dry run (nothing written)"
 
     def known_failures(self, entra_ids: Iterable[str]) -> None:
         """Nothing recorded: nothing to clear."""
