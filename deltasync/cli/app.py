@@ -77,6 +77,7 @@ app.command("export-excel")(tools.export_excel)
 app.command()(tools.check)
 app.command()(tools.demo)
 sandbox_app.command("serve")(tools.sandbox_serve)
+sandbox_app.command("edit")(tools.sandbox_edit)
 db_app.command("upgrade")(tools.db_upgrade)
 
 

@@ -13,7 +13,8 @@ Importing this package is cheap: each name is imported from its module on first 
 - :mod:`.inspect`: the ``state`` commands and ``db upgrade``
 - :mod:`.export`: ``export-excel``, ``--export-excel``, ``--metrics-file``
 - :mod:`.checks`: ``check``
-- :mod:`.demo`: ``demo`` and ``sandbox serve`` (the only module that imports the sandbox)
+- :mod:`.demo`: ``demo``, ``sandbox serve`` and ``sandbox edit`` (the only module that imports
+  the sandbox)
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # for type checkers; at run time each name comes through __getattr__
     from deltasync.engine import NO_PROGRESS, Progress, RunOptions, RunReport
     from deltasync.service.checks import run_checks
-    from deltasync.service.demo import apply_demo_changes, run_demo, serve_sandbox
+    from deltasync.service.demo import apply_demo_changes, edit_sandbox, run_demo, serve_sandbox
     from deltasync.service.export import (
         check_output_paths,
         export_excel,
@@ -55,6 +56,7 @@ _HOMES = {
     "RunReport": "deltasync.engine",
     "run_checks": "deltasync.service.checks",
     "apply_demo_changes": "deltasync.service.demo",
+    "edit_sandbox": "deltasync.service.demo",
     "run_demo": "deltasync.service.demo",
     "serve_sandbox": "deltasync.service.demo",
     "check_output_paths": "deltasync.service.export",
@@ -88,6 +90,7 @@ __all__ = [
     "apply_demo_changes",
     "check_output_paths",
     "db_upgrade",
+    "edit_sandbox",
     "engine_settings",
     "export_excel",
     "lease_holder",
