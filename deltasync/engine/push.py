@@ -3,7 +3,10 @@
 The commit order, written down here once and done by the code below:
 
 1. a create first journals the marker "creating" (:meth:`Ledger.creating`);
-2. then the request goes to ELIZA (POST; PATCH or DELETE for linked objects);
+2. then the request goes to ELIZA (POST; PATCH or DELETE for linked objects); a
+   deprovisioning that fills empty fields first records in its link what it will have to
+   undo (:meth:`Ledger.relink`, :func:`~deltasync.plan.resolve.remember_first`), since a
+   rerun after a kill would read the values of its own write back;
 3. then the link and its journal entry are recorded in one transaction
    (:meth:`Ledger.pushed`). A lost POST response leaves only the marker: the next run
    finds the object by remote_key and links it, never creating it twice;
@@ -37,7 +40,14 @@ from deltasync.errors import (
 from deltasync.models import Kind, Link, LinkStatus
 from deltasync.plan.actions import Action, ObjectPlan, Op, Plan
 from deltasync.plan.objects import plan_object
-from deltasync.plan.resolve import Write, changed, created, matched, needs_current
+from deltasync.plan.resolve import (
+    Write,
+    changed,
+    created,
+    matched,
+    needs_current,
+    remember_first,
+)
 
 MAX_CONSECUTIVE_OUTAGES = 5
 PREFETCH_THRESHOLD = 20  # unlinked objects from which one list read beats per-object lookups
@@ -155,6 +165,9 @@ class _Push:
             if current is None:
                 self.gone(a, link)
         write = changed(a, link, current, run.ids)
+        first = remember_first(write, link)
+        if first is not None:
+            run.ledger.relink(first)
         try:
             if a.op == Op.DELETE:
                 await run.target.delete(resource, a.eliza_id)

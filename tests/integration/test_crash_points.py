@@ -38,7 +38,7 @@ from crash_helpers import (
     measure,
     spread,
 )
-from e2e_helpers import SandboxFactory, sync
+from e2e_helpers import SandboxFactory, eliza_person_of, sync
 
 from deltasync.config import load_config
 from deltasync.sandbox.server import Sandbox
@@ -156,3 +156,27 @@ def test_sigkill_at_counted_points_then_a_rerun_converges_to_the_clean_result(
     )
     assert not verdicts.bad, "\n".join(verdicts.bad)
     assert killed >= min(50, FIRST + STEPS - 2), verdicts.unreached
+
+
+def test_a_deprovisioning_killed_between_its_write_and_its_link_is_still_reversed_exactly(
+    make_sandbox: SandboxFactory, tmp_path: Path
+) -> None:
+    # found by the test above: the rerun read its own lost write back from ELIZA and
+    # remembered 'ehemalig' and the exit date as what the person had before
+    box = start(make_sandbox, tmp_path / "box")
+    config = load_config(box.config_path, env=box.env)
+    sync(config)
+    entra = next(u for u in box.graph.users() if u.get("companyName") and u["accountEnabled"])
+    (before,) = eliza_person_of(box, entra["id"])
+    box.graph.soft_delete(entra["id"])
+    child = Child(pycache=tmp_path / "pycache", logs=tmp_path / "logs")
+    # the user's PATCH is write 1, the person's write 2: applied, the child dies unanswered
+    assert child.run(box, KillSwitch(box), Point("eliza-write", 2)) == -9
+    (gone,) = eliza_person_of(box, entra["id"])
+    assert gone["anstellungsart"] == "ehemalig"
+    assert Recovery().rerun(box, config).exit_code == 0
+    box.graph.restore(entra["id"])
+    assert sync(config).exit_code == 0
+    (after,) = eliza_person_of(box, entra["id"])
+    assert after["anstellungsart"] == before["anstellungsart"]
+    assert after["austrittsdatum"] == before["austrittsdatum"]
