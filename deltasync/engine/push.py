@@ -6,7 +6,10 @@ The commit order, written down here once and done by the code below:
    checked against ELIZA's schema (:mod:`deltasync.engine.target_fields`), once per plan
    fingerprint;
 1. a create first journals the marker "creating" (:meth:`Ledger.creating`);
-2. then the request goes to ELIZA (POST; PATCH or DELETE for linked objects);
+2. then the request goes to ELIZA (POST; PATCH or DELETE for linked objects); a
+   deprovisioning that fills empty fields first records in its link what it will have to
+   undo (:meth:`Ledger.relink`, :func:`~deltasync.plan.resolve.remember_first`), since a
+   rerun after a kill would read the values of its own write back;
 3. then the link and its journal entry are recorded in one transaction
    (:meth:`Ledger.pushed`). A lost POST response leaves only the marker: the next run
    finds the object by remote_key and links it, never creating it twice;
@@ -42,7 +45,15 @@ from deltasync.errors import (
 from deltasync.models import Kind, Link, LinkStatus
 from deltasync.plan.actions import Action, ObjectPlan, Op, Plan, empty
 from deltasync.plan.objects import plan_object
-from deltasync.plan.resolve import Write, changed, created, held_back, matched, needs_current
+from deltasync.plan.resolve import (
+    Write,
+    changed,
+    created,
+    held_back,
+    matched,
+    needs_current,
+    remember_first,
+)
 
 MAX_CONSECUTIVE_OUTAGES = 5
 PREFETCH_THRESHOLD = 20  # unlinked objects from which one list read beats per-object lookups
@@ -166,6 +177,9 @@ class _Push:
         if taken:
             write = held_back(write, taken, link)
             self.collision(a, version, link, write, taken)
+        first = remember_first(write, link)
+        if first is not None:
+            run.ledger.relink(first)
         answer: dict[str, Any] | None = None
         try:
             if a.op == Op.DELETE:
