@@ -110,7 +110,7 @@ def state_user(
             out.print(
                 escape(
                     f"  {f['category']} ({f['kind']}): {f['message']} — "
-                    f"attempt {f['attempts']}, next try {f['next_retry_at'][:19]}"
+                    f"attempt {f['attempts']}, next try: {f['next_try']}"
                 )
             )
         if u["history"]:
@@ -176,7 +176,7 @@ def state_failures(config: ConfigOpt = None, as_json: JsonOpt = False) -> int:
         out.print(
             escape(
                 f"    attempts {f['attempts']}, first {f['first_failed_at'][:19]}, "
-                f"next try {f['next_retry_at'][:19]}"
+                f"next try: {f['next_try']}"
             )
         )
         for c in f["detail"].get("candidates") or []:

@@ -73,6 +73,13 @@ def _iso(when: datetime | None) -> str | None:
     return when.isoformat() if when else None
 
 
+def next_try(when: datetime, now: datetime) -> str:
+    """When a failed object is tried again, for people: a first failure on the next run."""
+    if when <= now:
+        return "the next run"
+    return f"the first run after {when.astimezone(UTC).strftime('%Y-%m-%d %H:%M')} UTC"
+
+
 def _run_json(r: Any) -> dict[str, Any]:
     counts = r.report.get("counts", {}) if r.report else {}
     return {
@@ -101,6 +108,7 @@ def state_runs(config: Config, limit: int = 20) -> list[dict[str, Any]]:
 
 def state_failures(config: Config) -> list[dict[str, Any]]:
     """Objects whose push failed or conflicted, and when each is tried next."""
+    now = datetime.now(UTC)
     with store_for(config) as store:
         out = []
         for f in store.failures():
@@ -118,6 +126,7 @@ def state_failures(config: Config) -> list[dict[str, Any]]:
                     "first_failed_at": _iso(f.first_failed_at),
                     "last_failed_at": _iso(f.last_failed_at),
                     "next_retry_at": _iso(f.next_retry_at),
+                    "next_try": next_try(f.next_retry_at, now),
                 }
             )
         return out
@@ -173,6 +182,7 @@ def state_user(config: Config, query: str) -> list[dict[str, Any]]:
                             "message": f.message,
                             "attempts": f.attempts,
                             "next_retry_at": _iso(f.next_retry_at),
+                            "next_try": next_try(f.next_retry_at, datetime.now(UTC)),
                         }
                         for f in store.failures_for(obj.id)
                     ],
