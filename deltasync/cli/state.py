@@ -50,6 +50,8 @@ def state(
         )
         for h in data["held_deactivations"]:
             out.print(escape(f"  {h['label']} ({h['status']})"))
+    if data.get("history"):
+        out.print(escape(f"history: {data['history']['note']}"))
     if data["last_runs"]:
         out.print("last runs:")
         for r in data["last_runs"]:

@@ -66,7 +66,23 @@ def state_summary(config: Config) -> dict[str, Any]:
             "held_deactivations": held,
             "last_runs": [_run_json(r) for r in runs],
             "lease": store.lease_info(),
+            "history": _history_since(store),
         }
+
+
+def _history_since(store: Any) -> dict[str, Any] | None:
+    """Since when this database remembers runs; None for one older than that record."""
+    created = store.created()
+    if created is None:
+        return None
+    created_at, reason = created
+    return {
+        "since": created_at,
+        "created_after": reason,
+        "first_run_id": store.first_run_id(),
+        "note": f"this state database was created at {created_at[:19]} after {reason}; "
+        "the runs and journal before it were lost with the old file",
+    }
 
 
 def _iso(when: datetime | None) -> str | None:

@@ -60,9 +60,15 @@ def run_sync(
         if not store.acquire_lease(holder):
             info = store.lease_info()
             raise LeaseHeldError(f"another run holds the lease ({info}); nothing was done")
+        notices = list(store.notices)
+        if store.taken_over:
+            notices.append(f"took over the lease of {store.taken_over}: that process is gone")
+            log(notices[-1])
         try:
             run_id = store.start_run(opts.command, opts.dry_run)
-            report = asyncio.run(_run(config, store, settings, opts, seams, holder, run_id, log))
+            report = asyncio.run(
+                _run(config, store, settings, opts, seams, holder, run_id, log, notices)
+            )
             keep_dirty = flags.skip_users or flags.skip_persons
             if keep_dirty:
                 report.warnings.append(
@@ -83,6 +89,7 @@ async def _run(
     holder: str,
     run_id: int,
     log: Log,
+    notices: list[str],
 ) -> RunReport:
     source = GraphSource.from_config(
         config.entra, transport=seams.graph_transport, credential=seams.credential
@@ -106,6 +113,7 @@ async def _run(
             report = engine.report
         if report is not None:
             report.run_id = run_id
+            report.warnings[:0] = notices  # a damaged database moved aside, a lease taken over
             status = report.status if report.error is None else "failed"
             store.finish_run(run_id, status, report.exit_code, _stored_report(report))
         else:
