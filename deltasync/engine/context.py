@@ -10,6 +10,7 @@ from datetime import datetime
 from deltasync.engine.directory import Directory
 from deltasync.engine.ledger import Records
 from deltasync.engine.ports import Collections, Source, Store, Target
+from deltasync.engine.progress import NO_PROGRESS, Progress
 from deltasync.engine.report import RunReport
 from deltasync.engine.settings import EngineSettings, RunOptions
 from deltasync.errors import LeaseHeldError
@@ -60,6 +61,7 @@ class Run:
     objects: dict[str, MirrorObject] = field(default_factory=dict)
     protected: dict[str, str] = field(default_factory=dict)  # Entra id -> why hands off
     fingerprint_current: bool = False  # the stored plan fingerprint matches the settings
+    progress: Progress = NO_PROGRESS
 
     def link(self, entra_id: str, kind: Kind) -> Link | None:
         """The object's link of that kind, as this run knows it."""

@@ -104,14 +104,14 @@ def report_of(result: Result) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ sync
-def test_sync_exits_0_and_reports_on_stderr_only(cli: Cli, sandbox: Sandbox, cfg: str) -> None:
+def test_sync_exits_0_and_reports_on_stdout(cli: Cli, sandbox: Sandbox, cfg: str) -> None:
     scope = in_scope(sandbox)
     first = cli("sync", "-c", cfg)
     assert first.code == 0, first.err
-    assert first.out == ""
-    assert f"user: create {len(scope)}" in first.err
-    assert f"person: create {len(scope)}" in first.err
-    assert "full round" in first.err
+    assert "actions:" not in first.err and "applied" not in first.err  # the report: stdout
+    assert f"user: create {len(scope)}" in first.out
+    assert f"person: create {len(scope)}" in first.out
+    assert "full round" in first.out
     assert set(linked_users(sandbox)) == {u["id"] for u in scope}
 
     changed = scope[0]
@@ -119,11 +119,11 @@ def test_sync_exits_0_and_reports_on_stderr_only(cli: Cli, sandbox: Sandbox, cfg
     sandbox.graph.update_user(changed["id"], jobTitle="Leiterin Pflege")
     second = cli("sync", "-c", cfg)
     assert second.code == 0, second.err
-    assert second.out == ""
-    assert "incremental round" in second.err
-    action = next(line for line in second.err.splitlines() if "person" in line and "update" in line)
+    assert "Leiterin Pflege" not in second.err
+    assert "incremental round" in second.out
+    action = next(line for line in second.out.splitlines() if "person" in line and "update" in line)
     assert changed["userPrincipalName"] in action
-    assert f"position: {old_title!r} → 'Leiterin Pflege'" in second.err
+    assert f"position: {old_title!r} → 'Leiterin Pflege'" in second.out
 
 
 def test_sync_json_prints_one_report_on_stdout(cli: Cli, sandbox: Sandbox, cfg: str) -> None:
@@ -138,6 +138,7 @@ def test_sync_json_prints_one_report_on_stdout(cli: Cli, sandbox: Sandbox, cfg: 
     assert report["failures"] == [] and report["held"] == [] and report["conflicts"] == []
     assert report["round"]["kind"] == "full"
     assert "actions:" not in result.err  # the human report is not printed besides the JSON
+    assert "applied" not in result.err
 
 
 def test_dry_run_lists_every_action_with_old_and_new_and_writes_nothing(
@@ -147,13 +148,13 @@ def test_dry_run_lists_every_action_with_old_and_new_and_writes_nothing(
     dry = cli("sync", "-c", cfg, "--dry-run")
     assert dry.code == 0, dry.err
     assert sandbox.eliza.write_count == 0
-    assert "nothing was written" in dry.err
+    assert "nothing was written" in dry.out
     for u in scope:
-        lines = [line for line in dry.err.splitlines() if u["userPrincipalName"] + " " in line]
+        lines = [line for line in dry.out.splitlines() if u["userPrincipalName"] + " " in line]
         assert any("user" in line and "create" in line for line in lines), u["userPrincipalName"]
         assert any("person" in line and "create" in line for line in lines)
-        assert f"username: null → {u['userPrincipalName']!r}" in dry.err
-    actions = [line for line in dry.err.splitlines() if line.startswith("  + ")]
+        assert f"username: null → {u['userPrincipalName']!r}" in dry.out
+    actions = [line for line in dry.out.splitlines() if line.startswith("  + ")]
     assert len(actions) == 2 * len(scope)
     assert service.state_summary(load_config(sandbox.config_path))["links"]["user"]["active"] == 0
 
@@ -163,7 +164,7 @@ def test_dry_run_lists_every_action_with_old_and_new_and_writes_nothing(
     sandbox.eliza.reset_log()
     update = cli("sync", "-c", cfg, "--dry-run")
     assert update.code == 0
-    assert f"abteilung: {changed.get('department')!r} → 'Hauswirtschaft'" in update.err
+    assert f"abteilung: {changed.get('department')!r} → 'Hauswirtschaft'" in update.out
     assert sandbox.eliza.write_count == 0
     assert linked_persons(sandbox)[changed["id"]]["abteilung"] == changed.get("department")
 
@@ -172,6 +173,7 @@ def test_dry_run_exports_users_and_the_plan_field_by_field(
     cli: Cli, sandbox: Sandbox, cfg: str, tmp_path: Path
 ) -> None:
     plan_file = tmp_path / "out" / "plan.xlsx"
+    plan_file.parent.mkdir()  # a missing folder is a usage error now (a typo fails at once)
     result = cli("sync", "-c", cfg, "--dry-run", "--export-excel", plan_file, "--json")
     assert result.code == 0, result.err
     assert sandbox.eliza.write_count == 0
@@ -207,7 +209,7 @@ def test_limit_users_applies_that_many_and_the_next_run_the_rest(
     assert first.code == 0, first.err
     assert len(linked_users(sandbox)) == 3
     assert len(linked_persons(sandbox)) == 3
-    assert "wait for later runs" in first.err
+    assert "wait for later runs" in first.out
     second = cli("sync", "-c", cfg, "--json")
     assert second.code == 0
     rest = len(in_scope(sandbox)) - 3
@@ -386,7 +388,7 @@ def test_state_failures_lists_a_rejected_push_and_when_it_is_retried(
     )
     run = cli("sync", "-c", cfg)
     assert run.code == 3, run.err
-    assert "failures:" in run.err
+    assert "failures:" in run.out
     result = cli("state", "failures", "-c", cfg)
     assert result.code == 0
     assert "ERROR" in result.out and "next try" in result.out
@@ -438,7 +440,14 @@ def test_check_passes_against_the_sandbox_and_names_what_fails(
     assert "FAIL" not in ok.out
     assert ok.out.startswith("ok   config: ")  # the status is a column of its own
     rows = json.loads(cli("check", "-c", cfg, "--json").out)
-    assert {r["check"] for r in rows} >= {"config", "graph", "eliza users", "orgunit_mapping"}
+    assert {r["check"] for r in rows} >= {
+        "config",
+        "graph credential",
+        "graph token permissions",
+        "graph users",
+        "eliza users",
+        "orgunit_mapping",
+    }
     assert all(r["status"] == "ok" for r in rows), rows
 
     bad_mapping = write_variant(
@@ -458,6 +467,59 @@ def test_check_passes_against_the_sandbox_and_names_what_fails(
         line.startswith("FAIL") and "eliza users" in line for line in denied.out.splitlines()
     )
     assert any(line.startswith("ok") and "graph" in line for line in denied.out.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (
+            lambda d: (
+                d.setdefault("field_mapping", {})
+                .setdefault("mitarbeitende", {})
+                .update(position="jobTitel")
+            ),
+            "jobTitel",
+        ),
+        (
+            lambda d: d.setdefault("advanced", {}).update(user_filter="accountEnabld eq true"),
+            "accountEnabld",
+        ),
+        (
+            lambda d: (
+                d.setdefault("field_mapping", {})
+                .setdefault("mitarbeitende", {})
+                .update(position="{givenNam} x")
+            ),
+            "givenNam",
+        ),
+    ],
+)
+def test_check_fails_naming_a_misspelt_property(
+    cli: Cli, sandbox: Sandbox, edit: Callable[[dict[str, Any]], None], named: str
+) -> None:
+    variant = write_variant(sandbox, "misspelt.yaml", edit)
+
+    result = cli("check", "-c", variant)
+
+    assert result.code in (1, 2)  # caught at config load (2) or by Graph's 400 (1)
+    assert named in result.out + result.err
+    assert "Traceback" not in result.err
+
+
+def test_check_names_a_missing_groups_permission_with_its_fix(cli: Cli, sandbox: Sandbox) -> None:
+    sandbox.tokens.roles.discard("GroupMember.Read.All")
+    variant = write_variant(
+        sandbox, "groups.yaml", lambda d: d["sync_options"].update(sync_groups=True)
+    )
+
+    result = cli("check", "-c", variant)
+
+    assert result.code == 1
+    failing = [line for line in result.out.splitlines() if line.startswith("FAIL")]
+    assert any("graph token permissions" in line for line in failing)
+    assert any("graph groups" in line for line in failing)
+    assert "GroupMember.Read.All" in result.out
+    assert "Grant admin consent" in result.out
 
 
 def test_db_upgrade_migrates_then_reports_current(cli: Cli, sandbox: Sandbox, cfg: str) -> None:
@@ -575,8 +637,8 @@ def test_conflict_exits_3_is_listed_and_a_dry_run_still_exits_0(
     assert dry.code == 0, dry.err
     run = cli("sync", "-c", cfg)
     assert run.code == 3, run.err
-    assert "conflicts:" in run.err
-    assert victim["userPrincipalName"] in run.err
+    assert "conflicts:" in run.out
+    assert victim["userPrincipalName"] in run.out
     failures = json.loads(cli("state", "failures", "-c", cfg, "--json").out)
     assert {(f["entra_id"], f["category"]) for f in failures} == {(victim["id"], "conflict")}
     assert "CONFLICT" in cli("state", "failures", "-c", cfg).out
@@ -596,12 +658,12 @@ def test_held_deactivations_exit_4_until_allow_deletes(
         sandbox.graph.disable_user(u["id"])
     dry = cli("sync", "-c", strict, "--dry-run")
     assert dry.code == 0
-    assert "held:" in dry.err
+    assert "held:" in dry.out
     held = cli("sync", "-c", strict)
     assert held.code == 4, held.err
-    assert "held:" in held.err and "--allow-deletes" in held.err
+    assert "held:" in held.out and "--allow-deletes" in held.out
     for u in leavers:
-        assert u["userPrincipalName"] in held.err
+        assert u["userPrincipalName"] in held.out
         assert linked_users(sandbox)[u["id"]]["is_active"] is True
     assert "held deactivations: 3" in cli("state", "-c", strict).out
     released = cli("sync", "-c", strict, "--allow-deletes")
