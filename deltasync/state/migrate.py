@@ -64,8 +64,7 @@ def unknown_revision(url: str, revision: str, head: str | None) -> StateStoreErr
     another application's revision) is not a schema this or any newer deltasync can migrate.
     """
     where = f"the state database {mask_url(url)} is at revision {revision!r}"
-    number, known = _number(revision), _number(head or "")
-    if number is not None and known is not None and number > known:
+    if is_newer(revision, head):
         return StateStoreError(
             f"{where}, newer than this deltasync knows (up to {head!r}): it was upgraded by "
             "a newer deltasync; run that version, or restore a backup made before the upgrade"
@@ -75,6 +74,12 @@ def unknown_revision(url: str, revision: str, head: str | None) -> StateStoreErr
         "database was written by another application or an old pre-release of deltasync. "
         "Point state.url at a database of its own, or move this one aside; " + CACHE_NOTE
     )
+
+
+def is_newer(revision: str, head: str | None) -> bool:
+    """Whether an unknown ``revision`` is numbered above ``head`` (a newer deltasync's)."""
+    number, known = _number(revision), _number(head or "")
+    return number is not None and known is not None and number > known
 
 
 def _number(revision: str) -> int | None:
