@@ -8,6 +8,7 @@
     │   └── FilterError             advanced.user_filter is not a filter deltasync can evaluate
     ├── UsageError                  fix the command line (exit 2)
     ├── LeaseHeldError              another run is active; try later (exit 75)
+    │   └── StateLockedError        another process keeps the state database locked
     ├── DeltaTokenExpiredError      the engine starts a full round by itself
     ├── RunFailedError              stop the run; nothing half-applied is lost (exit 1)
     │   ├── AuthError               a credential was rejected (Graph or ELIZA)
@@ -15,6 +16,7 @@
     │   ├── ServiceUnavailableError network / 5xx / 429 still failing after retries
     │   ├── BadPayloadError         a Graph page could not be understood
     │   └── StateStoreError         the state database is unusable
+    │       └── StateDamagedError   not a database, or its schema is broken
     └── ObjectRejectedError         record this object as failed, go on with the others (exit 3)
         └── ConflictError           matching found an ambiguous or protected account
 
@@ -74,6 +76,10 @@ class LeaseHeldError(DeltaSyncError):
     exit_code = 75
 
 
+class StateLockedError(LeaseHeldError):
+    """Another process keeps the state database locked; nothing was done (exit 75)."""
+
+
 class DeltaTokenExpiredError(DeltaSyncError):
     """Graph no longer accepts the stored delta/skip link; a full round is needed."""
 
@@ -102,6 +108,14 @@ class BadPayloadError(RunFailedError):
 
 class StateStoreError(RunFailedError):
     """The state database cannot be used."""
+
+
+class StateDamagedError(StateStoreError):
+    """The state database is not a database, or its schema is missing or altered.
+
+    A SQLite file is then moved aside and a fresh one started (the state is a cache of what
+    Entra and ELIZA hold); a server database is never touched: the message says what to do.
+    """
 
 
 class ObjectRejectedError(DeltaSyncError):

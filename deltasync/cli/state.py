@@ -54,6 +54,8 @@ def state(
             out.print(escape(f"  {h['label']} ({h['status']})"))
     for hint in data.get("hints", ()):
         out.print(f"[yellow]hint:[/] {escape(hint)}")
+    if data.get("history"):
+        out.print(escape(f"history: {data['history']['note']}"))
     if data["last_runs"]:
         out.print("last runs:")
         for r in data["last_runs"]:
@@ -124,7 +126,7 @@ def state_user(
             out.print(
                 escape(
                     f"  {f['category']} ({f['kind']}): {f['message']} — "
-                    f"attempt {f['attempts']}, next try {f['next_retry_at'][:19]}"
+                    f"attempt {f['attempts']}, next try: {f['next_try']}"
                 )
             )
         if u["history"]:
@@ -191,7 +193,7 @@ def state_failures(ctx: typer.Context, config: ConfigOpt = None, as_json: JsonOp
         out.print(
             escape(
                 f"    attempts {f['attempts']}, first {f['first_failed_at'][:19]}, "
-                f"next try {f['next_retry_at'][:19]}"
+                f"next try: {f['next_try']}"
             )
         )
         for c in f["detail"].get("candidates") or []:

@@ -30,7 +30,11 @@ async def existing(run: Run, a: Action) -> tuple[Mapping[str, Any] | None, Match
         return await _match_user(run, a)
     if a.kind == Kind.PERSON:
         return await _match_person(run, a)
-    if run.ledger.create_pending(a.entra_id, a.kind):
+    person = run.link(a.entra_id, Kind.PERSON)
+    adopted = person is not None and person.matched_by != MatchedBy.CREATED
+    if adopted or run.ledger.create_pending(a.entra_id, a.kind):
+        # A person the sync did not create (or a lost state database, whose persons are all
+        # found again by remote_key) may already have its membership: link it, never add one.
         return await _find_membership(run, a), MatchedBy.CREATED
     return None, MatchedBy.CREATED
 

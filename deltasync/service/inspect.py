@@ -68,6 +68,7 @@ def state_summary(config: Config) -> dict[str, Any]:
             "last_runs": [_run_json(r) for r in runs],
             "lease": store.lease_info(),
             "hints": _hints(config, store),
+            "history": _history_since(store),
         }
 
 
@@ -100,8 +101,30 @@ def soft_match_advice(config: Config) -> str | None:
     return RECOMMENDATION if done else None
 
 
+def _history_since(store: Any) -> dict[str, Any] | None:
+    """Since when this database remembers runs; None for one older than that record."""
+    created = store.created()
+    if created is None:
+        return None
+    created_at, reason = created
+    return {
+        "since": created_at,
+        "created_after": reason,
+        "first_run_id": store.first_run_id(),
+        "note": f"this state database was created at {created_at[:19]} after {reason}; "
+        "the runs and journal before it were lost with the old file",
+    }
+
+
 def _iso(when: datetime | None) -> str | None:
     return when.isoformat() if when else None
+
+
+def next_try(when: datetime, now: datetime) -> str:
+    """When a failed object is tried again, for people: a first failure on the next run."""
+    if when <= now:
+        return "the next run"
+    return f"the first run after {when.astimezone(UTC).strftime('%Y-%m-%d %H:%M')} UTC"
 
 
 def _run_json(r: Any) -> dict[str, Any]:
@@ -132,6 +155,7 @@ def state_runs(config: Config, limit: int = 20) -> list[dict[str, Any]]:
 
 def state_failures(config: Config) -> list[dict[str, Any]]:
     """Objects whose push failed or conflicted, and when each is tried next."""
+    now = datetime.now(UTC)
     with store_for(config) as store:
         out = []
         for f in store.failures():
@@ -149,6 +173,7 @@ def state_failures(config: Config) -> list[dict[str, Any]]:
                     "first_failed_at": _iso(f.first_failed_at),
                     "last_failed_at": _iso(f.last_failed_at),
                     "next_retry_at": _iso(f.next_retry_at),
+                    "next_try": next_try(f.next_retry_at, now),
                 }
             )
         return out
@@ -205,6 +230,7 @@ def state_user(config: Config, query: str) -> list[dict[str, Any]]:
                             "message": f.message,
                             "attempts": f.attempts,
                             "next_retry_at": _iso(f.next_retry_at),
+                            "next_try": next_try(f.next_retry_at, datetime.now(UTC)),
                         }
                         for f in store.failures_for(obj.id)
                     ],

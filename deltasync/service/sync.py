@@ -70,9 +70,13 @@ def run_sync(
             raise LeaseHeldError(
                 f"another run holds the lease ({lease_words(store.lease_info())}); nothing was done"
             )
+        notices = list(store.notices)
+        if store.taken_over:
+            notices.append(f"took over the lease of {store.taken_over}: that process is gone")
+            log(notices[-1])
         try:
             run_id = store.start_run(opts.command, opts.dry_run)
-            seen = _Seen()
+            seen = _Seen(notices=notices)
             try:
                 report = asyncio.run(
                     _run(config, store, settings, opts, seams, holder, run_id, log, progress, seen)
@@ -136,6 +140,7 @@ async def _run(
             report = engine.report
         if report is not None:
             report.run_id = run_id
+            report.warnings[:0] = seen.notices  # a database moved aside, a lease taken over
             seen.report = report
             status = report.status if report.error is None else "failed"
             store.finish_run(run_id, status, report.exit_code, _stored_report(report))
@@ -146,10 +151,11 @@ async def _run(
 
 
 class _Seen:
-    """The report of a run, kept for ``on_report`` when the run fails."""
+    """The report of a run, kept for ``on_report`` when the run fails; what opening told."""
 
-    def __init__(self) -> None:
+    def __init__(self, notices: list[str] | None = None) -> None:
         self.report: RunReport | None = None
+        self.notices = notices or []  # warnings for the report: a database moved aside, …
 
 
 def _error_text(exc: BaseException) -> str:

@@ -8,22 +8,66 @@ PostgreSQL connect timeout, and masking the URL in messages. Migrations are in
 from __future__ import annotations
 
 import json
+import logging
+import sqlite3
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy import Connection, Engine, RootTransaction, create_engine, event, make_url
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
-from deltasync.errors import StateStoreError
+from deltasync.errors import StateLockedError, StateStoreError
 from deltasync.state import failpoint
 
 BUSY_TIMEOUT_MS = 30_000
+# How long opening the database, or taking the lease, waits for another process's lock
+# (after saying so) before the run gives up with exit 75; the next run tries again.
+LOCK_WAIT_S = 10
 PG_CONNECT_TIMEOUT_S = 10
 # Execution option marking a connection that will write: SQLite then takes the write lock
 # at BEGIN, so two processes never both read first and then fail to upgrade their lock.
 WRITE = "deltasync_write"
+
+
+_log = logging.getLogger("deltasync.state")
+_LOCKED = ("database is locked", "database table is locked")
+_DAMAGED = ("file is not a database", "database disk image is malformed", "malformed database")
+
+
+def notice(message: str) -> None:
+    """Tell the person at the terminal (or the cron log) something about the state database."""
+    _log.warning(message)
+
+
+def is_locked(exc: BaseException) -> bool:
+    """Whether a database error means another process holds a lock (SQLite)."""
+    return any(m in describe(exc).lower() for m in _LOCKED)
+
+
+def is_damaged(exc: BaseException) -> bool:
+    """Whether a database error means the file is not a (sound) SQLite database."""
+    return any(m in describe(exc).lower() for m in _DAMAGED)
+
+
+def locked_error(url: str | URL) -> StateLockedError:
+    return StateLockedError(
+        f"the state database {mask_url(url)} is locked by another process (waited "
+        f"{LOCK_WAIT_S} s); nothing was done, the next run tries again. If this persists, "
+        "look for a process keeping it open (an sqlite3 shell, a backup tool)"
+    )
+
+
+def sqlite_file(url: str | URL) -> Path | None:
+    """The file of a SQLite database URL; None for other backends and in-memory ones."""
+    parsed = make_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return None
+    if database.startswith("file:") or "mode=memory" in database:
+        return None
+    return Path(database)
 
 
 def mask_url(url: str | URL) -> str:
@@ -88,8 +132,8 @@ def _sqlite_engine(url: URL, options: dict[str, Any]) -> Engine:
         dbapi_connection.isolation_level = None
         cur = dbapi_connection.cursor()
         try:
+            _wal_or_wait(cur, url)
             cur.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            cur.execute("PRAGMA journal_mode = WAL")
             cur.execute("PRAGMA synchronous = NORMAL")
             cur.execute("PRAGMA foreign_keys = ON")
         finally:
@@ -101,3 +145,51 @@ def _sqlite_engine(url: URL, options: dict[str, Any]) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def _wal_or_wait(cur: Any, url: URL) -> None:
+    """Switch to WAL; when another process holds the file locked, say so and wait a little."""
+    cur.execute("PRAGMA busy_timeout = 0")
+    try:
+        cur.execute("PRAGMA journal_mode = WAL")
+    except sqlite3.OperationalError as exc:
+        if not is_locked(exc):
+            raise
+        notice(
+            f"the state database {mask_url(url)} is locked by another process; "
+            f"waiting up to {LOCK_WAIT_S} s"
+        )
+        cur.execute(f"PRAGMA busy_timeout = {LOCK_WAIT_S * 1000}")
+        cur.execute("PRAGMA journal_mode = WAL")
+
+
+def begin_waiting(conn: Connection, url: str | URL) -> RootTransaction:
+    """``conn.begin()``; on SQLite a lock another process holds is waited for briefly, saying so.
+
+    Raises:
+        StateLockedError: still locked after :data:`LOCK_WAIT_S` (exit 75).
+    """
+    if conn.dialect.name != "sqlite":
+        return conn.begin()
+    raw = conn.connection.dbapi_connection
+    assert raw is not None
+    raw.execute("PRAGMA busy_timeout = 0")
+    try:
+        try:
+            return conn.begin()
+        except OperationalError as exc:
+            if not is_locked(exc):
+                raise
+        notice(
+            f"the state database {mask_url(url)} is locked by another process; "
+            f"waiting up to {LOCK_WAIT_S} s"
+        )
+        raw.execute(f"PRAGMA busy_timeout = {LOCK_WAIT_S * 1000}")
+        try:
+            return conn.begin()
+        except OperationalError as exc:
+            if is_locked(exc):
+                raise locked_error(url) from exc
+            raise
+    finally:
+        raw.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")

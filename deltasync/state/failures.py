@@ -17,8 +17,15 @@ RETRY_MAX = timedelta(hours=24)
 
 
 def retry_delay(attempts: int) -> timedelta:
-    """The wait before retry number ``attempts``: 5 min, doubling, at most a day."""
-    doublings = min(max(attempts - 1, 0), 10)  # 5 min * 2**9 already exceeds a day
+    """The wait after failed attempt number ``attempts`` before the object is tried again.
+
+    The first failure waits for nothing: the next run retries it, whenever that run comes
+    (interface.md). Only an object that keeps failing spaces out: 5 min after the second
+    failure, doubling, at most a day.
+    """
+    if attempts <= 1:
+        return timedelta(0)
+    doublings = min(attempts - 2, 10)  # 5 min * 2**9 already exceeds a day
     delay: timedelta = RETRY_BASE * 2**doublings
     return min(delay, RETRY_MAX)
 
@@ -37,7 +44,7 @@ class FailureStore(StoreBase):
         failed_version: int,
         now: datetime,
     ) -> Failure:
-        """Record (another) failed push of one object; its retry waits 5 min × 2^(n−1), ≤ 24 h."""
+        """Record (another) failed push of one object; see :func:`retry_delay` for its next try."""
         key = (failure.c.entra_id == entra_id, failure.c.kind == kind.value)
         with self._write() as conn:
             row = conn.execute(select(failure).where(*key).with_for_update()).first()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -9,11 +11,14 @@ from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from deltasync.state.base import StoreBase, db_now
+from deltasync.state.database import begin_waiting
 from deltasync.state.tables import LEASE_NAME, lease
 
 
 class LeaseStore(StoreBase):
     """Take, renew, release and show the single sync lease."""
+
+    taken_over: str | None = None  # the dead holder the last acquire_lease took over from
 
     def acquire_lease(self, holder: str, ttl_s: int = 120) -> bool:
         """Take the lease unless another holder's lease has not expired yet.
@@ -21,10 +26,14 @@ class LeaseStore(StoreBase):
         Atomic across processes and hosts: an expired (or own) lease row is taken with a
         compare-and-swap UPDATE, a missing one with an INSERT that only one can win. Times
         come from the database server on PostgreSQL, so clock skew between hosts does not
-        matter. A holder killed without releasing blocks others for at most ``ttl_s``.
+        matter. A holder killed without releasing blocks others for at most ``ttl_s``; one
+        on this host whose process is gone (the holder string is ``host:pid:…``) is taken
+        over at once, and :attr:`taken_over` names it. On SQLite, a lock another process
+        holds is waited for briefly (saying so), then :class:`StateLockedError` (exit 75).
         """
-        with self._guard():
-            with self._writer.begin() as conn:
+        self.taken_over = None
+        with self._guard(), self._writer.connect() as conn:
+            with begin_waiting(conn, self._url):
                 now = db_now(conn)
                 values = _lease_values(holder, ttl_s, now)
                 taken = conn.execute(
@@ -37,11 +46,20 @@ class LeaseStore(StoreBase):
                 ).rowcount
                 if taken:
                     return True
-                held = select(lease.c.name).where(lease.c.name == LEASE_NAME)
-                if conn.execute(held).first() is not None:
+                held = select(lease.c.holder).where(lease.c.name == LEASE_NAME)
+                row = conn.execute(held).first()
+                if row is not None:
+                    if not holder_is_gone(row.holder):
+                        return False
+                    stmt = update(lease).where(
+                        lease.c.name == LEASE_NAME, lease.c.holder == row.holder
+                    )
+                    if conn.execute(stmt.values(values)).rowcount:
+                        self.taken_over = row.holder
+                        return True
                     return False
             try:
-                with self._writer.begin() as conn:
+                with begin_waiting(conn, self._url):
                     values = _lease_values(holder, ttl_s, db_now(conn))
                     conn.execute(insert(lease).values(name=LEASE_NAME, **values))
             except IntegrityError:
@@ -93,3 +111,24 @@ def _lease_values(holder: str, ttl_s: int, now: datetime) -> dict[str, Any]:
         "renewed_at": now,
         "expires_at": now + timedelta(seconds=ttl_s),
     }
+
+
+def holder_is_gone(holder: str) -> bool:
+    """Whether a lease holder ``host:pid:…`` is a process of this host that no longer runs.
+
+    Only a certain answer counts: another host, an unparsable holder, or a process that
+    exists (even one this user may not signal) is not gone.
+    """
+    parts = holder.split(":")
+    if len(parts) < 2 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # it exists, owned by someone else
+    return False

@@ -8,6 +8,10 @@ from sqlalchemy.exc import IntegrityError
 from deltasync.state.base import StoreBase
 from deltasync.state.tables import VERSION_KEY, meta
 
+# When this database was created, and after what (no database found, a damaged one moved).
+CREATED_AT = "created_at"
+CREATED_AFTER = "created_after"
+
 
 class MetaStore(StoreBase):
     """Key/value settings (e.g. the plan fingerprint)."""
@@ -17,6 +21,11 @@ class MetaStore(StoreBase):
         with self._read() as conn:
             row = conn.execute(select(meta.c.value).where(meta.c.key == key)).first()
         return row.value if row is not None else None
+
+    def created(self) -> tuple[str, str] | None:
+        """When this database was created (ISO 8601) and after what; None if not recorded."""
+        at = self.get_meta(CREATED_AT)
+        return None if at is None else (at, self.get_meta(CREATED_AFTER) or "")
 
     def set_meta(self, key: str, value: str) -> None:
         """Store a setting of the sync itself."""

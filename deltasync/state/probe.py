@@ -127,6 +127,17 @@ def _revision_line(revision: object) -> Probe:
             f"at {revision}: will be migrated to {HEAD_REVISION} by the next run "
             "(or `deltasync db upgrade`)",
         )
+    from deltasync.state.migrate import is_newer
+
+    if not is_newer(str(revision), HEAD_REVISION):
+        return Probe(
+            "state revision",
+            False,
+            f"at {revision}, which is not one of deltasync's migrations (0001 to "
+            f"{HEAD_REVISION}): another application's database, or an old pre-release's",
+            "point state.url at a database of its own, or move this one aside (the next run "
+            "then reads everything and re-links every ELIZA object by remote_key)",
+        )
     return Probe(
         "state revision",
         False,

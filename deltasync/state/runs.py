@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection, func, insert, select, update
 
 from deltasync.models import JournalEntry, Kind, Link, RunRecord
 from deltasync.state.base import StoreBase, plain, utcnow
@@ -36,6 +36,12 @@ class RunStore(StoreBase):
                     finished_at=utcnow(), status=status, exit_code=exit_code, report=plain(report)
                 )
             )
+
+    def first_run_id(self) -> int | None:
+        """The oldest run this database remembers."""
+        with self._read() as conn:
+            value: int | None = conn.execute(select(func.min(run.c.id))).scalar()
+        return value
 
     def runs(self, limit: int = 20) -> list[RunRecord]:
         """The last ``limit`` runs, newest first."""

@@ -228,6 +228,14 @@ def test_state_database_current_newer_and_read_only(
     assert newer.code == 1
     assert "newer than this code" in newer.line("state revision")
     with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = 'a1b2c3d4e5f6'")
+    foreign = check()
+    assert foreign.code == 1
+    assert "newer" not in foreign.line("state revision")
+    assert "not one of deltasync's migrations" in foreign.line("state revision")
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE alembic_version SET version_num = '9999'")
+    with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [("9999",)]
         conn.execute("UPDATE alembic_version SET version_num = ?", (HEAD_REVISION,))
 

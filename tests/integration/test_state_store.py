@@ -452,13 +452,24 @@ def test_settle_never_moves_backwards(store: StateStore) -> None:
     assert obj(store, "a").settled_version == current
 
 
-def test_failed_object_waits_for_its_retry_time(store: StateStore) -> None:
+def test_a_first_failure_is_retried_by_the_very_next_run_however_soon(store: StateStore) -> None:
     full_round(store, user("a"), user("b"))
     a = obj(store, "a")
 
     failed = store.record_failure("a", Kind.USER, "create", "error", "HTTP 500", {}, a.version, T0)
 
-    assert failed.next_retry_at == T0 + timedelta(minutes=5)
+    assert failed.next_retry_at == T0
+    assert [o.id for o in store.dirty_objects(USERS, T0 + timedelta(seconds=30))] == ["a", "b"]
+
+
+def test_an_object_failing_again_waits_for_its_retry_time(store: StateStore) -> None:
+    full_round(store, user("a"), user("b"))
+    a = obj(store, "a")
+    store.record_failure("a", Kind.USER, "create", "error", "HTTP 500", {}, a.version, T0)
+
+    again = store.record_failure("a", Kind.USER, "create", "error", "HTTP 500", {}, a.version, T0)
+
+    assert again.next_retry_at == T0 + timedelta(minutes=5)
     assert [o.id for o in store.dirty_objects(USERS, T0)] == ["b"]
     assert [o.id for o in store.dirty_objects(USERS, T0 + timedelta(minutes=4))] == ["b"]
     assert [o.id for o in store.dirty_objects(USERS, T0 + timedelta(minutes=5))] == ["a", "b"]
@@ -466,7 +477,10 @@ def test_failed_object_waits_for_its_retry_time(store: StateStore) -> None:
 
 def test_failed_object_that_changed_again_is_retried_at_once(store: StateStore) -> None:
     full_round(store, user("a"))
-    store.record_failure("a", Kind.USER, "update", "error", "x", {}, obj(store, "a").version, T0)
+    for _ in range(2):  # failing again: it waits for its retry time
+        store.record_failure(
+            "a", Kind.USER, "update", "error", "x", {}, obj(store, "a").version, T0
+        )
     assert store.dirty_objects(USERS, T0) == []
 
     incremental(store, user("a", displayName="fixed in Entra"))
@@ -478,7 +492,8 @@ def test_due_failure_makes_a_settled_object_dirty(store: StateStore) -> None:
     full_round(store, user("a"))
     a = obj(store, "a")
     store.settle("a", a.version)
-    store.record_failure("a", Kind.PERSON, "update", "conflict", "x", {}, a.version, T0)
+    for _ in range(2):  # failing again: it waits for its retry time
+        store.record_failure("a", Kind.PERSON, "update", "conflict", "x", {}, a.version, T0)
 
     assert store.dirty_objects(USERS, T0) == []
     assert [o.id for o in store.dirty_objects(USERS, T0 + timedelta(hours=1))] == ["a"]
@@ -614,10 +629,12 @@ def test_count_list_and_delete_links(store: StateStore) -> None:
 
 
 # ----------------------------------------------------------------------- failures
-def test_retries_back_off_from_five_minutes_to_a_day() -> None:
-    assert [retry_delay(n) for n in (1, 2, 3, 4)] == [timedelta(minutes=m) for m in (5, 10, 20, 40)]
-    assert retry_delay(9) == timedelta(minutes=5 * 256)
-    assert retry_delay(10) == timedelta(hours=24)
+def test_retries_back_off_from_the_next_run_to_five_minutes_to_a_day() -> None:
+    assert [retry_delay(n) for n in (1, 2, 3, 4, 5)] == [
+        timedelta(minutes=m) for m in (0, 5, 10, 20, 40)
+    ]
+    assert retry_delay(10) == timedelta(minutes=5 * 256)
+    assert retry_delay(11) == timedelta(hours=24)
     assert retry_delay(1000) == timedelta(hours=24)
 
 
@@ -636,8 +653,8 @@ def test_repeated_failures_count_attempts_and_space_out(store: StateStore) -> No
     assert [f.attempts for f in results] == list(range(1, 12))
     assert last.first_failed_at == T0
     assert last.next_retry_at - last.last_failed_at == timedelta(hours=24)
-    assert results[3].next_retry_at - results[3].last_failed_at == timedelta(minutes=40)
-    assert first.next_retry_at == T0 + timedelta(minutes=5)
+    assert results[4].next_retry_at - results[4].last_failed_at == timedelta(minutes=40)
+    assert first.next_retry_at == T0
     assert store.failures() == [last]
     assert last.message == "HTTP 500 #11"
     assert last.detail == {"status": 500}
