@@ -17,6 +17,7 @@ from deltasync.errors import StateStoreError
 from deltasync.models import DeltaPage, MirrorObject, ObjectChange, Removed, RoundKind
 from deltasync.state.base import StoreBase, chunks, plain, utcnow
 from deltasync.state.cursors import cursor_row
+from deltasync.state.groups import GROUPS_RESOURCE, apply_members, finish_full_round
 from deltasync.state.meta import VersionCounter
 from deltasync.state.tables import ADDRESS, cursor, failure, mirror
 
@@ -68,12 +69,17 @@ class MirrorStore(StoreBase):
                 now,
                 full_round=cur.round_seq if full else None,
             )
+            if resource == GROUPS_RESOURCE:
+                seq = cur.round_seq if full else None
+                apply_members(conn, page.changes, before, after, version, seq)
             absent = 0
             progress: dict[str, Any] = {"next_link": page.next_link}
             if page.delta_link is not None:
                 progress.update(delta_link=page.delta_link, round_kind=None, delta_committed_at=now)
                 if full:
                     progress["full_completed_at"] = now
+                    if resource == GROUPS_RESOURCE:
+                        finish_full_round(conn, cur.round_seq, version)
                     absent = _mark_absent(conn, resource, cur.round_seq, version, now)
             conn.execute(update(cursor).where(cursor.c.resource == resource).values(progress))
         return PageStats(seen=len(after), changed=changed, removed=removed, absent=absent)
