@@ -49,6 +49,7 @@ class MatchedBy(enum.StrEnum):
     SOFT_USERNAME_PROXY = "soft:username+proxy"
     SOFT_EMAIL_PROXY = "soft:email+proxy"
     SOFT_USERNAME_EMAIL_PROXY = "soft:username+email+proxy"
+    NAME = "name"  # a custom group of the same name without another remote_key
 
     @classmethod
     def soft(cls, attributes: Iterable[str]) -> MatchedBy:

@@ -30,6 +30,7 @@ MARKS = {
     "reactivate": "^",
     "end": "-",
     "reopen": "^",
+    "empty": "-",
 }
 
 
@@ -85,6 +86,8 @@ def render_report(report: RunReport, *, verbose: bool = False, console: Console 
         console.print(escape(head + suffix + f"  — {a['reason']}"))
         for name, (old, new) in a["changes"].items():
             console.print(escape(f"      {name}: {fmt(old)} → {fmt(new)}"))
+        for entry in a.get("groups", ()):
+            console.print(escape(f"      {entry[0]}group {entry[1:]}"))
     counts = report.counts()
     if counts:
         summary = "; ".join(

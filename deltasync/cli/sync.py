@@ -67,11 +67,6 @@ def run(
         orgunit_sync=enable_orgunit_sync,
         assign_to_group=assign_to_group,
     )
-    if cfg.sync_options.sync_groups and not skip_groups:
-        err.print(
-            "[yellow]note:[/] group sync is not available in this version; "
-            "sync_options.sync_groups is ignored"
-        )
     try:
         report = service.run_sync(cfg, opts, flags, log=logger(verbose))
     except DeltaSyncError as exc:

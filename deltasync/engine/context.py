@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from deltasync.engine.directory import Directory
 from deltasync.engine.ledger import Records
@@ -60,6 +61,7 @@ class Run:
     objects: dict[str, MirrorObject] = field(default_factory=dict)
     protected: dict[str, str] = field(default_factory=dict)  # Entra id -> why hands off
     fingerprint_current: bool = False  # the stored plan fingerprint matches the settings
+    group_rows: list[dict[str, Any]] | None = None  # ELIZA's custom groups, read once to match
 
     def link(self, entra_id: str, kind: Kind) -> Link | None:
         """The object's link of that kind, as this run knows it."""

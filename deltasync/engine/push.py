@@ -158,7 +158,7 @@ class _Push:
         try:
             if a.op == Op.DELETE:
                 await run.target.delete(resource, a.eliza_id)
-            else:
+            elif write.body:  # empty: ELIZA already holds it (a user's groups, say)
                 await run.target.update(resource, a.eliza_id, write.body)
         except ObjectRejectedError as exc:
             if exc.status == 404:

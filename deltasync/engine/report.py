@@ -122,7 +122,11 @@ def changes_json(changes: Mapping[str, tuple[Any, Any]]) -> dict[str, list[Any]]
 
 
 def action_json(a: Action, result: str, eliza_id: int | None = None) -> dict[str, Any]:
-    """One action as the report lists it; ``result`` is ok, planned, held, error or conflict."""
+    """One action as the report lists it; ``result`` is ok, planned, held, error or conflict.
+
+    ``groups`` (only when the action changes managed groups): "+name" / "−name" entries.
+    """
+    extra = {"groups": list(a.shown_groups)} if a.shown_groups else {}
     return {
         "entra_id": a.entra_id,
         "label": a.label,
@@ -132,4 +136,5 @@ def action_json(a: Action, result: str, eliza_id: int | None = None) -> dict[str
         "changes": changes_json(a.changes),
         "reason": a.reason,
         "result": result,
+        **extra,
     }

@@ -108,14 +108,14 @@ class MirrorStore(StoreBase):
                 )
             )
         with self._read() as conn:
-            return [_to_object(row) for row in conn.execute(stmt)]
+            return [to_object(row) for row in conn.execute(stmt)]
 
     def get_object(self, entra_id: str) -> MirrorObject | None:
         """One mirrored object by its Entra id."""
         stmt = select(mirror).where(mirror.c.id == entra_id).order_by(mirror.c.resource).limit(1)
         with self._read() as conn:
             row = conn.execute(stmt).first()
-        return _to_object(row) if row is not None else None
+        return to_object(row) if row is not None else None
 
     def find_objects(self, query: str) -> list[MirrorObject]:
         """Objects whose Entra id, userPrincipalName or mail is ``query`` (any case)."""
@@ -133,7 +133,7 @@ class MirrorStore(StoreBase):
             .order_by(mirror.c.resource, mirror.c.id)
         )
         with self._read() as conn:
-            return [_to_object(row) for row in conn.execute(stmt)]
+            return [to_object(row) for row in conn.execute(stmt)]
 
     def settle(self, entra_id: str, version: int) -> None:
         """Record that everything up to ``version`` of the object reached ELIZA."""
@@ -157,7 +157,7 @@ class MirrorStore(StoreBase):
         """Every mirrored object of ``resource``, removed ones included, ordered by id."""
         stmt = select(mirror).where(mirror.c.resource == resource).order_by(mirror.c.id)
         with self._read() as conn:
-            return [_to_object(row) for row in conn.execute(stmt)]
+            return [to_object(row) for row in conn.execute(stmt)]
 
 
 _State = tuple[dict[str, Any], str | None]  # (data, removed reason) of one mirror object
@@ -279,7 +279,7 @@ def _lower(value: Any) -> str | None:
     return value.lower()[:ADDRESS] if isinstance(value, str) and value else None
 
 
-def _to_object(row: Row[Any]) -> MirrorObject:
+def to_object(row: Row[Any]) -> MirrorObject:
     return MirrorObject(
         id=row.id,
         data=row.data,
