@@ -38,6 +38,8 @@ def check(config: ConfigOpt = None, as_json: JsonOpt = False) -> int:
                 "fail": ("red", "FAIL"),
             }[r["status"]]
             out.print(f"[{color}]{label:<4}[/] {escape(r['check'])}: {escape(r['detail'])}")
+            if r.get("fix"):
+                out.print(f"     fix: {escape(r['fix'])}")
     return 1 if any(r["status"] == "fail" for r in results) else 0
 
 

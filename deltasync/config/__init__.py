@@ -43,6 +43,7 @@ from deltasync.config.model import (
     StateConfig,
     SyncOptions,
 )
+from deltasync.config.placeholders import placeholders
 from deltasync.config.redact import config_to_redacted_dict, redact_url
 
 __all__ = [
@@ -61,6 +62,7 @@ __all__ = [
     "SyncOptions",
     "config_to_redacted_dict",
     "load_config",
+    "placeholders",
     "redact_url",
     "resolve_config_path",
 ]

@@ -7,6 +7,7 @@ import ipaddress
 import math
 import os
 import re
+import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -47,8 +48,15 @@ class Checker(Reporter):
         return self.string(sec, prefix, name) or ""
 
     def secret(
-        self, sec: Mapping[str, Any], prefix: str, name: str, *, required: bool = False
+        self,
+        sec: Mapping[str, Any],
+        prefix: str,
+        name: str,
+        *,
+        required: bool = False,
+        header: bool = False,
     ) -> Secret | None:
+        """A secret; ``header``: it is sent in an HTTP header, so it must be ASCII."""
         key = join(prefix, name)
         value = sec.get(name)
         if value is UNRESOLVED:
@@ -61,6 +69,12 @@ class Checker(Reporter):
             return None
         if not isinstance(value, str) or not value.strip():
             self.report(key, f"expected a non-empty string, got {self.describe(value, key)}")
+            return None
+        problem = _unsendable(str(value), header=header)
+        if problem is not None:
+            refs = getattr(value, "refs", ())
+            origin = f" (from {', '.join(f'${{{r}}}' for r in refs)})" if refs else ""
+            self.report(key, f"expected a secret on one line, but the value{origin} {problem}")
             return None
         if not isinstance(value, EnvStr):
             self.warn(key, "is written in the file; prefer ${ENV_VAR}")
@@ -293,6 +307,21 @@ class Checker(Reporter):
                 continue
             ids.append(number)
         return tuple(ids)
+
+
+def _unsendable(text: str, *, header: bool) -> str | None:
+    """Why a secret cannot be sent as it is (never quoting it), or ``None``."""
+    for char in text:
+        if char in "\r\n":
+            return "contains a line break; remove it (a value read from a file often ends in one)"
+        if unicodedata.category(char) == "Cc":
+            return f"contains a control character (U+{ord(char):04X}); remove it"
+        if header and not char.isascii():
+            return (
+                f"contains a non-ASCII character (U+{ord(char):04X}); it is sent in an HTTP "
+                "header, which allows ASCII only (copy it again from its source)"
+            )
+    return None
 
 
 def _num(value: float | None) -> str:

@@ -87,6 +87,7 @@ class EntraConfig:
     certificate_path: Path | None = None
     certificate_password: Secret | None = None
     managed_identity: bool = False
+    managed_identity_client_id: str | None = None  # a user-assigned identity; None: system
     authority_host: str = DEFAULT_AUTHORITY_HOST
     graph_url: str = DEFAULT_GRAPH_URL
     ca_bundle: Path | None = None

@@ -49,6 +49,7 @@ def config_to_redacted_dict(config: Config) -> dict[str, Any]:
             "certificate_path": _path_out(entra.certificate_path),
             "certificate_password": _secret_out(entra.certificate_password),
             "managed_identity": entra.managed_identity,
+            "managed_identity_client_id": entra.managed_identity_client_id,
             "authority_host": entra.authority_host,
             "graph_url": entra.graph_url,
             "ca_bundle": _path_out(entra.ca_bundle),

@@ -16,6 +16,7 @@ SECTIONS: Final[dict[str, tuple[str, ...]]] = {
         "certificate_path",
         "certificate_password",
         "managed_identity",
+        "managed_identity_client_id",
         "authority_host",
         "graph_url",
         "ca_bundle",

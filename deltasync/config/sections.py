@@ -30,6 +30,9 @@ from deltasync.config.schema import join
 from deltasync.config.values import UNRESOLVED, EnvStr, quote_hint
 
 _TENANT_RE: Final = re.compile(r"[A-Za-z0-9.\-]+\Z")
+_GUID_RE: Final = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\Z"
+)
 _SCHEME_RE: Final = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*://")
 _SQLITE_RE: Final = re.compile(r"(sqlite(?:\+[A-Za-z0-9_]+)?):///(.*)\Z", re.DOTALL)
 
@@ -55,6 +58,18 @@ def entra(c: Checker, root: Mapping[str, Any]) -> EntraConfig:
     certificate_path = c.path(sec, p, "certificate_path")
     certificate_password = c.secret(sec, p, "certificate_password")
     managed_identity = c.boolean(sec, p, "managed_identity", False)
+    identity_client_id = c.string(sec, p, "managed_identity_client_id")
+    if identity_client_id is not None and not _GUID_RE.match(identity_client_id):
+        key = "entra.managed_identity_client_id"
+        c.report(
+            key,
+            "expected a GUID (the client id of a user-assigned managed identity, "
+            "e.g. 6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b), got "
+            f"{c.describe(sec.get('managed_identity_client_id'), key)}",
+        )
+        identity_client_id = None
+    elif identity_client_id is not None and not managed_identity:
+        c.warn("entra.managed_identity_client_id", "is set but only used with managed_identity")
     typo = c.suggested & {"entra.client_secret", "entra.certificate_path", "entra.managed_identity"}
     if not chosen and not typo:
         c.report(
@@ -80,6 +95,7 @@ def entra(c: Checker, root: Mapping[str, Any]) -> EntraConfig:
         certificate_path=certificate_path,
         certificate_password=certificate_password,
         managed_identity=managed_identity,
+        managed_identity_client_id=identity_client_id,
         authority_host=authority or DEFAULT_AUTHORITY_HOST,
         graph_url=graph_url or DEFAULT_GRAPH_URL,
         ca_bundle=c.path(sec, p, "ca_bundle"),
@@ -102,7 +118,7 @@ def eliza(c: Checker, root: Mapping[str, Any]) -> ElizaConfig:
             "eliza.base_url",
             "ends in /api; it should be the instance root (deltasync adds /api itself)",
         )
-    api_token = c.secret(sec, p, "api_token", required=True)
+    api_token = c.secret(sec, p, "api_token", required=True, header=True)
     timeout = c.number(sec, p, "timeout_s", 30.0, low=0, low_exclusive=True)
     concurrency = c.integer(sec, p, "max_concurrency", 8, low=1, high=64)
     return ElizaConfig(

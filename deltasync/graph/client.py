@@ -9,6 +9,9 @@ deltasync's own errors, and no message ever carries a secret or an access token.
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
 import itertools
 import json
 import re
@@ -33,13 +36,16 @@ from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_authentication_azure.azure_identity_authentication_provider import (
     AzureIdentityAuthenticationProvider,
 )
-from kiota_http.middleware import RetryHandler
+from kiota_http.kiota_client_factory import KiotaClientFactory
+from kiota_http.middleware import BaseMiddleware, RetryHandler
 from kiota_http.middleware.options import RetryHandlerOption
+from kiota_http.middleware.retry_handler import RETRY_ATTEMPT
 from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_request_adapter import options as sdk_middleware_options
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
+from msgraph_core.middleware import GraphTelemetryHandler
 
 with warnings.catch_warnings():
     # The SDK's generated modules warn from class bodies (kiota's GetQueryParameters, each
@@ -60,6 +66,7 @@ from deltasync.errors import (
     RunFailedError,
     ServiceUnavailableError,
 )
+from deltasync.graph.aadsts import fix_for
 from deltasync.graph.delta import parse_page, short_url
 from deltasync.models import DeltaPage
 
@@ -68,8 +75,23 @@ _TOKEN_EXPIRED_CODES = {"syncstatenotfound", "resyncrequired"}
 # The least-privileged application permission for reading each resource's delta.
 _PERMISSION_FOR = {"users": "User.Read.All", "groups": "GroupMember.Read.All"}
 # Every 4xx/5xx body is read as Graph's {"error": {"code", "message"}}.
+_TELEMETRY_KEY = "GraphTelemetryHandlerOption"
 _ERROR_MAP: dict[str, Any] = {"4XX": ODataError, "5XX": ODataError}
 _DETAIL_MAX = 300
+# A Python object's default repr inside a library's message, with its "name:" label.
+_OBJECT_REPR = re.compile(r"\s*(?:\w+:)?<[^<>]* object at 0x[0-9a-fA-F]+>")
+# Answers worth another try: throttling, and the 5xx that Graph's front end returns when one
+# backend fails a request (the SDK's RetryHandler alone retries only 429, 503 and 504).
+RETRY_STATUS_CODES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
+# A connection that failed to open, or broke while the request or its answer was on the way.
+# A read is idempotent, so sending it again is safe. Timeouts are not retried: each one has
+# already waited the full timeout.
+RETRY_TRANSPORT_ERRORS: tuple[type[httpx.TransportError], ...] = (
+    httpx.ConnectError,
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.RemoteProtocolError,
+)
 # "AADSTS7000215: Invalid client secret provided. …" up to Entra's trace ids (or the line end)
 _AADSTS = re.compile(r"AADSTS\d+:.*?(?= Trace ID:|'?$)", re.MULTILINE)
 
@@ -96,6 +118,8 @@ class EntraSettings(Protocol):
     @property
     def managed_identity(self) -> bool: ...
     @property
+    def managed_identity_client_id(self) -> str | None: ...
+    @property
     def authority_host(self) -> str: ...
     @property
     def graph_url(self) -> str: ...
@@ -114,10 +138,13 @@ class GraphSource:
             by default a real one trusting the system CAs plus ``cfg.ca_bundle``.
         credential: an azure-identity async credential; by default one is built from ``cfg``
             (certificate, managed identity or client secret) and closed by :meth:`aclose`.
-        max_retries: retries of a 429/503/504 answer (the SDK's RetryHandler, 0 to 10).
+        max_retries: retries of a 429/500/502/503/504 answer or of a broken connection
+            (0 to 10), with the SDK's backoff (``Retry-After`` when Graph sends one).
         retry_delay: seconds the RetryHandler adds to its backoff when Graph sends no
             ``Retry-After`` (0 to 180).
         timeout_s: read/write timeout of one HTTP request.
+        connect_timeout_s: how long opening a connection (to Graph or to the token endpoint)
+            may take.
         low_priority: send ``x-ms-throttle-priority: low`` (a background sync yields first).
     """
 
@@ -130,24 +157,29 @@ class GraphSource:
         max_retries: int = RetryHandlerOption.DEFAULT_MAX_RETRIES,
         retry_delay: float = RetryHandlerOption.DEFAULT_DELAY,
         timeout_s: float = 100.0,
+        connect_timeout_s: float = 30.0,
         low_priority: bool = True,
     ) -> None:
         self._graph_url = cfg.graph_url.rstrip("/")
         self._who = f"tenant {cfg.tenant_id} / client {cfg.client_id}"
+        self._scope = cfg.token_scope
+        self._authority = urlsplit(cfg.authority_host).netloc or cfg.authority_host
         self._secrets = [
             s.reveal() for s in (cfg.client_secret, cfg.certificate_password) if s is not None
         ]
         self._max_retries = max_retries
         self._low_priority = low_priority
         self._owns_credential = credential is None
-        self._credential = credential if credential is not None else _make_credential(cfg)
+        self._credential = (
+            credential
+            if credential is not None
+            else _make_credential(cfg, connect_timeout_s=connect_timeout_s)
+        )
         self._transport = _CountingTransport(transport or _real_transport(cfg))
-        retry = RetryHandlerOption(delay=retry_delay, max_retries=max_retries)
-        self._http = GraphClientFactory.create_with_default_middleware(
-            client=httpx.AsyncClient(
-                transport=self._transport, timeout=httpx.Timeout(timeout_s, connect=30.0)
-            ),
-            options={**sdk_middleware_options, RetryHandlerOption.get_key(): retry},
+        self._http = _graph_http_client(
+            self._transport,
+            RetryHandlerOption(delay=retry_delay, max_retries=max_retries),
+            httpx.Timeout(timeout_s, connect=connect_timeout_s),
         )
         auth = AzureIdentityAuthenticationProvider(
             self._credential,
@@ -193,27 +225,7 @@ class GraphSource:
         config: RequestConfiguration[Any] = RequestConfiguration()
         if minimal:
             config.headers.add("Prefer", "return=minimal")
-        if self._low_priority:
-            config.headers.add("x-ms-throttle-priority", "low")
-        # with_url sends the URL verbatim; the request builder only supplies method and Accept.
-        request = self._client.users.delta.with_url(url).to_get_request_information(config)
-        try:
-            body = await self._adapter.send_primitive_async(request, "bytes", _ERROR_MAP)
-        except APIError as error:
-            raise self._graph_error(error, url) from None
-        except ClientAuthenticationError as error:
-            raise AuthError(
-                f"Entra rejected the app credentials for {self._who}: {self._aadsts(error)}"
-            ) from None
-        except ServiceRequestError as error:
-            raise ServiceUnavailableError(
-                f"Entra token endpoint unreachable for {self._who}: {self._detail(error)}"
-            ) from None
-        except httpx.TransportError as error:
-            raise ServiceUnavailableError(
-                f"Graph unreachable at {short_url(url)}: {type(error).__name__}: "
-                f"{self._detail(error)}"
-            ) from None
+        body = await self._get(url, config)
         if not body:
             raise BadPayloadError(f"Graph delta page {short_url(url)}: the answer has no body")
         try:
@@ -225,6 +237,43 @@ class GraphSource:
             ) from None
         return parse_page(raw, url)
 
+    async def read_sample(self, resource: str, select: Sequence[str]) -> int:
+        """``GET /{resource}?$select=…&$top=1``: proves that Graph knows every selected
+        property and that the app may read ``resource``; returns the objects served (0 or 1).
+
+        Raises:
+            RunFailedError: Graph rejected the request (an unknown property is named in the
+                message, as Graph words it).
+            and the other errors of :meth:`fetch_page`.
+        """
+        url = f"{self._graph_url}/{resource}?$select={','.join(select)}&$top=1"
+        body = await self._get(url, RequestConfiguration())
+        try:
+            value = json.loads(body or b"{}").get("value")
+        except (ValueError, AttributeError):
+            value = None
+        if not isinstance(value, list):
+            raise BadPayloadError(f"Graph {short_url(url)}: the answer holds no 'value' list")
+        return len(value)
+
+    async def token_roles(self) -> tuple[str, ...]:
+        """The application permissions (the ``roles`` claim) of a fresh Graph access token.
+
+        The token is decoded without verifying its signature (Graph verifies it); it never
+        leaves this method.
+
+        Raises:
+            AuthError: Entra refused the credential (the AADSTS code and its fix named).
+            ServiceUnavailableError: the token endpoint is unreachable (its host named).
+        """
+        try:
+            token = await self._credential.get_token(self._scope)
+        except ClientAuthenticationError as error:
+            raise self._auth_error(error) from None
+        except ServiceRequestError as error:
+            raise self._token_unreachable(error) from None
+        return roles_of(token.token)
+
     async def aclose(self) -> None:
         """Close the HTTP connections, and the credential if this source built it."""
         await self._http.aclose()
@@ -232,6 +281,45 @@ class GraphSource:
         await self._transport.aclose()
         if self._owns_credential:
             await self._credential.close()
+
+    async def _get(self, url: str, config: RequestConfiguration[Any]) -> bytes | None:
+        """GET ``url`` verbatim through the SDK (auth, retries); every failure as our error."""
+        if self._low_priority:
+            config.headers.add("x-ms-throttle-priority", "low")
+        # with_url sends the URL verbatim; the request builder only supplies method and Accept.
+        request = self._client.users.delta.with_url(url).to_get_request_information(config)
+        try:
+            body: bytes | None = await self._adapter.send_primitive_async(
+                request, "bytes", _ERROR_MAP
+            )
+        except APIError as error:
+            raise self._graph_error(error, url) from None
+        except ClientAuthenticationError as error:
+            raise self._auth_error(error) from None
+        except ServiceRequestError as error:
+            raise self._token_unreachable(error) from None
+        except httpx.TransportError as error:
+            retried = isinstance(error, RETRY_TRANSPORT_ERRORS) and self._max_retries > 0
+            after = f" after {self._max_retries} retries" if retried else ""
+            raise ServiceUnavailableError(
+                f"Graph unreachable at {short_url(url)}{after}: {type(error).__name__}: "
+                f"{self._detail(error)}"
+            ) from None
+        return body
+
+    def _auth_error(self, error: ClientAuthenticationError) -> AuthError:
+        text = self._aadsts(error)
+        fix = fix_for(text)
+        return AuthError(
+            f"Entra rejected the app credentials for {self._who}: {text}"
+            + (f"; fix: {fix}" if fix else "")
+        )
+
+    def _token_unreachable(self, error: ServiceRequestError) -> ServiceUnavailableError:
+        return ServiceUnavailableError(
+            f"Entra token endpoint {self._authority} unreachable for {self._who}: "
+            f"{self._detail(error)}"
+        )
 
     def _graph_error(self, error: APIError, url: str) -> Exception:
         status = error.response_status_code or 0
@@ -252,7 +340,7 @@ class GraphSource:
                 f"the application permission {permission}, with admin consent"
             )
         if status == 429 or status >= 500:
-            retried = status in RetryHandler.DEFAULT_RETRY_STATUS_CODES
+            retried = status in RETRY_STATUS_CODES and self._max_retries > 0
             after = f" after {self._max_retries} retries" if retried else ""
             return ServiceUnavailableError(f"Graph failed for {page}{after} ({what})")
         return RunFailedError(f"Graph rejected {page} ({what})")
@@ -264,12 +352,78 @@ class GraphSource:
 
     def _detail(self, error: BaseException) -> str:
         text = str(getattr(error, "message", None) or error) or type(error).__name__
+        text = _OBJECT_REPR.sub("", text)  # aiohttp: "… ssl:<ssl.SSLContext object at 0x…>"
         return self._scrub(text.strip().splitlines()[0] if text.strip() else text)
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text[:_DETAIL_MAX] + ("…" if len(text) > _DETAIL_MAX else "")
+
+
+class _GraphRetryHandler(RetryHandler):
+    """The SDK's RetryHandler, also retrying 500, 502 and broken connections.
+
+    The delays, ``Retry-After`` handling, the ``Retry-Attempt`` header and the bound on the
+    number of tries are the SDK's own (:class:`RetryHandler`). When the last try still fails,
+    its answer is returned (or its transport error raised) for the caller to report.
+    """
+
+    def __init__(self, options: RetryHandlerOption) -> None:
+        super().__init__(options)
+        self.retry_on_status_codes = set(RETRY_STATUS_CODES)
+
+    async def send(
+        self, request: httpx.Request, transport: httpx.AsyncBaseTransport
+    ) -> httpx.Response:
+        options = self._get_current_options(request)  # read once: the last middleware drops it
+        retry_count = 0
+        while True:
+            try:
+                response = await BaseMiddleware.send(self, request, transport)
+            except RETRY_TRANSPORT_ERRORS:
+                if not self._may_retry(request, options, retry_count):
+                    raise
+                delay = self.get_delay_time(retry_count, None, options.max_delay)
+            else:
+                delay = self.get_delay_time(retry_count, response, options.max_delay)
+                if (
+                    not self._may_retry(request, options, retry_count)
+                    or not self.should_retry(request, options, response)
+                    or delay >= RetryHandlerOption.MAX_DELAY  # a Retry-After beyond reason
+                ):
+                    return response
+                await response.aclose()  # release the discarded answer's connection
+            await asyncio.sleep(delay)
+            retry_count += 1
+            request.headers[RETRY_ATTEMPT] = str(retry_count)
+
+    def _may_retry(
+        self, request: httpx.Request, options: RetryHandlerOption, retry_count: int
+    ) -> bool:
+        return (
+            options.should_retry
+            and self.check_retry_valid(retry_count, options)
+            and self._is_method_retryable(request)
+            and self._is_request_payload_buffered(request)
+        )
+
+
+def _graph_http_client(
+    transport: httpx.AsyncBaseTransport, retry: RetryHandlerOption, timeout: httpx.Timeout
+) -> httpx.AsyncClient:
+    """An httpx client with the SDK's default middleware, its RetryHandler replaced by
+    :class:`_GraphRetryHandler`."""
+    options = {**sdk_middleware_options, RetryHandlerOption.get_key(): retry}
+    middleware = [
+        _GraphRetryHandler(retry) if isinstance(handler, RetryHandler) else handler
+        for handler in KiotaClientFactory.get_default_middleware(options)
+    ]
+    middleware.append(GraphTelemetryHandler(options=sdk_middleware_options[_TELEMETRY_KEY]))
+    client: httpx.AsyncClient = GraphClientFactory.create_with_custom_middleware(
+        middleware, client=httpx.AsyncClient(transport=transport, timeout=timeout)
+    )
+    return client
 
 
 class _CountingTransport(httpx.AsyncBaseTransport):
@@ -287,9 +441,11 @@ class _CountingTransport(httpx.AsyncBaseTransport):
         await self._inner.aclose()
 
 
-def _make_credential(cfg: EntraSettings) -> AsyncTokenCredential:
+def _make_credential(cfg: EntraSettings, *, connect_timeout_s: float) -> AsyncTokenCredential:
     """The azure-identity credential the ``entra:`` section asks for."""
-    tls: dict[str, Any] = {"connection_verify": str(cfg.ca_bundle)} if cfg.ca_bundle else {}
+    tls: dict[str, Any] = {"connection_timeout": connect_timeout_s}
+    if cfg.ca_bundle:
+        tls["connection_verify"] = str(cfg.ca_bundle)
     try:
         if cfg.certificate_path is not None:
             password = cfg.certificate_password
@@ -302,7 +458,8 @@ def _make_credential(cfg: EntraSettings) -> AsyncTokenCredential:
                 **tls,
             )
         if cfg.managed_identity:
-            return ManagedIdentityCredential(client_id=cfg.client_id, **tls)
+            # a user-assigned identity by its client id; else the host's system-assigned one
+            return ManagedIdentityCredential(client_id=cfg.managed_identity_client_id, **tls)
         if cfg.client_secret is not None:
             return ClientSecretCredential(
                 cfg.tenant_id,
@@ -317,6 +474,22 @@ def _make_credential(cfg: EntraSettings) -> AsyncTokenCredential:
     raise ConfigError(
         "entra: one of client_secret, certificate_path or managed_identity is required"
     )
+
+
+def roles_of(access_token: str) -> tuple[str, ...]:
+    """The ``roles`` claim of a JWT access token, decoded without verification (empty when
+    the token is not a JWT or carries no roles)."""
+    parts = access_token.split(".")
+    if len(parts) != 3:
+        return ()
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (ValueError, binascii.Error):
+        return ()
+    roles = payload.get("roles") if isinstance(payload, dict) else None
+    if not isinstance(roles, list):
+        return ()
+    return tuple(sorted(str(role) for role in roles))
 
 
 def _real_transport(cfg: EntraSettings) -> httpx.AsyncBaseTransport:
@@ -343,9 +516,9 @@ def _env_proxy(url: str) -> str | None:
 
 
 def _resource_of(url: str) -> str:
-    """``users`` or ``groups``: the path segment before ``/delta``."""
+    """``users`` or ``groups``: the path segment before ``/delta``, or the last one."""
     segments = [s for s in urlsplit(url).path.split("/") if s]
     for before, segment in itertools.pairwise(segments):
         if segment.startswith("delta"):
             return before
-    return ""
+    return segments[-1] if segments else ""

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from deltasync.config import Config
+from deltasync.config import Config, placeholders
 from deltasync.eliza.client import ElizaClient, Resource, schema_fields
 from deltasync.errors import DeltaSyncError
-from deltasync.graph.client import GraphSource
+from deltasync.graph.check import check_graph
 from deltasync.service.settings import SyncFlags, engine_settings
 
 # ELIZA fields the sync writes besides the mapped ones
@@ -18,8 +18,8 @@ EXTRA_FIELDS = {
 }
 
 
-def _row(check: str, status: str, detail: str) -> dict[str, str]:
-    return {"check": check, "status": status, "detail": detail}
+def _row(check: str, status: str, detail: str, fix: str = "") -> dict[str, str]:
+    return {"check": check, "status": status, "detail": detail, "fix": fix}
 
 
 def run_checks(
@@ -38,23 +38,27 @@ async def _checks(
 ) -> list[dict[str, str]]:
     rows = [_row("config", "ok", f"{config.path} is valid")]
     rows += [_row("config", "warn", w) for w in config.warnings]
+    rows += [
+        _row("placeholders", "fail", f"{line} (left from the example config)")
+        for line in placeholders(config)
+    ]
     settings = engine_settings(config, SyncFlags())
-    source = GraphSource.from_config(config.entra, transport=graph_transport, credential=credential)
-    try:
-        url = source.initial_url("users", ["id"]) + "&$deltatoken=latest"
-        await source.fetch_page(url, minimal=False)
-        rows.append(
-            _row(
-                "graph",
-                "ok",
-                "the app credential works and may read users "
-                f"(delta, $select of {len(settings.select)} properties)",
-            )
+    probes = await check_graph(
+        config.entra,
+        select=settings.select,
+        sync_groups=config.sync_options.sync_groups,
+        transport=graph_transport,
+        credential=credential,
+    )
+    rows += [
+        _row(
+            p.name if p.name.startswith("graph") else f"graph {p.name}",
+            "ok" if p.ok else "fail",
+            p.detail,
+            p.fix,
         )
-    except DeltaSyncError as exc:
-        rows.append(_row("graph", "fail", str(exc)))
-    finally:
-        await source.aclose()
+        for p in probes
+    ]
     client = ElizaClient.from_config(config.eliza, transport=eliza_transport)
     try:
         rows += await _eliza_checks(config, client)

@@ -438,7 +438,14 @@ def test_check_passes_against_the_sandbox_and_names_what_fails(
     assert "FAIL" not in ok.out
     assert ok.out.startswith("ok   config: ")  # the status is a column of its own
     rows = json.loads(cli("check", "-c", cfg, "--json").out)
-    assert {r["check"] for r in rows} >= {"config", "graph", "eliza users", "orgunit_mapping"}
+    assert {r["check"] for r in rows} >= {
+        "config",
+        "graph credential",
+        "graph token permissions",
+        "graph users",
+        "eliza users",
+        "orgunit_mapping",
+    }
     assert all(r["status"] == "ok" for r in rows), rows
 
     bad_mapping = write_variant(
@@ -458,6 +465,59 @@ def test_check_passes_against_the_sandbox_and_names_what_fails(
         line.startswith("FAIL") and "eliza users" in line for line in denied.out.splitlines()
     )
     assert any(line.startswith("ok") and "graph" in line for line in denied.out.splitlines())
+
+
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        (
+            lambda d: (
+                d.setdefault("field_mapping", {})
+                .setdefault("mitarbeitende", {})
+                .update(position="jobTitel")
+            ),
+            "jobTitel",
+        ),
+        (
+            lambda d: d.setdefault("advanced", {}).update(user_filter="accountEnabld eq true"),
+            "accountEnabld",
+        ),
+        (
+            lambda d: (
+                d.setdefault("field_mapping", {})
+                .setdefault("mitarbeitende", {})
+                .update(position="{givenNam} x")
+            ),
+            "givenNam",
+        ),
+    ],
+)
+def test_check_fails_naming_a_misspelt_property(
+    cli: Cli, sandbox: Sandbox, edit: Callable[[dict[str, Any]], None], named: str
+) -> None:
+    variant = write_variant(sandbox, "misspelt.yaml", edit)
+
+    result = cli("check", "-c", variant)
+
+    assert result.code in (1, 2)  # caught at config load (2) or by Graph's 400 (1)
+    assert named in result.out + result.err
+    assert "Traceback" not in result.err
+
+
+def test_check_names_a_missing_groups_permission_with_its_fix(cli: Cli, sandbox: Sandbox) -> None:
+    sandbox.tokens.roles.discard("GroupMember.Read.All")
+    variant = write_variant(
+        sandbox, "groups.yaml", lambda d: d["sync_options"].update(sync_groups=True)
+    )
+
+    result = cli("check", "-c", variant)
+
+    assert result.code == 1
+    failing = [line for line in result.out.splitlines() if line.startswith("FAIL")]
+    assert any("graph token permissions" in line for line in failing)
+    assert any("graph groups" in line for line in failing)
+    assert "GroupMember.Read.All" in result.out
+    assert "Grant admin consent" in result.out
 
 
 def test_db_upgrade_migrates_then_reports_current(cli: Cli, sandbox: Sandbox, cfg: str) -> None:

@@ -18,7 +18,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
+import httpx
 import pytest
 import vcr
 from e2e_helpers import GraphWorld, GraphWorldFactory
@@ -28,11 +30,14 @@ from deltasync.errors import (
     AuthError,
     DeltaTokenExpiredError,
     PermissionDeniedError,
+    RunFailedError,
     ServiceUnavailableError,
 )
+from deltasync.graph.check import Probe, check_graph
 from deltasync.graph.client import GraphSource
 from deltasync.graph.delta import select_for
 from deltasync.models import DeltaPage, ObjectChange, Removed
+from deltasync.sandbox.loopback import LoopbackServer
 from deltasync.sandbox.tls import make_client_certificate
 
 TENANT = "5f3c2a1e-8d4b-4c6f-9a7e-1b2c3d4e5f60"
@@ -242,6 +247,130 @@ def test_503_that_persists_raises_service_unavailable_after_the_retries(world: G
     assert [r.status for r in world.graph.requests] == [503, 503, 503]
 
 
+@pytest.mark.parametrize("statuses", [[500], [502], [500, 502]])
+def test_500_and_502_are_retried_with_backoff_and_succeed(
+    world: GraphWorld, statuses: list[int]
+) -> None:
+    for status in statuses:
+        world.graph.fail_next(status)
+
+    page, requests = run(
+        world.cfg,
+        lambda source: source.fetch_page(source.initial_url("users", SELECT), minimal=False),
+    )
+
+    assert page.changes
+    assert [r.status for r in world.graph.requests] == [*statuses, 200]
+    assert requests == len(statuses) + 1
+    assert world.graph.requests[-1].headers["retry-attempt"] == str(len(statuses))
+
+
+@pytest.mark.parametrize("status", [500, 502])
+def test_500_or_502_that_persists_raises_service_unavailable_after_the_retries(
+    world: GraphWorld, status: int
+) -> None:
+    world.graph.fail_next(status, n=10)
+
+    async def scenario(source: GraphSource) -> int:
+        with pytest.raises(ServiceUnavailableError) as caught:
+            await source.fetch_page(source.initial_url("users", SELECT), minimal=False)
+        assert str(status) in str(caught.value)
+        assert "after 2 retries" in str(caught.value)
+        return source.requests
+
+    requests, _ = run(world.cfg, scenario, max_retries=2)
+
+    assert requests == 3
+    assert [r.status for r in world.graph.requests] == [status] * 3
+
+
+class FlakyTransport(httpx.AsyncBaseTransport):
+    """A real loopback transport whose first ``len(errors)`` attempts fail.
+
+    A ``ConnectError`` fails before the request leaves; any other error is raised after the
+    server has answered (the connection dropped while the response was on its way).
+    """
+
+    def __init__(self, errors: list[httpx.TransportError]) -> None:
+        self._inner = httpx.AsyncHTTPTransport()
+        self._errors = list(errors)
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._errors:
+            error = self._errors.pop(0)
+            if not isinstance(error, httpx.ConnectError):
+                response = await self._inner.handle_async_request(request)
+                await response.aread()
+                await response.aclose()
+            raise error
+        return await self._inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+
+def reset(kind: type[httpx.TransportError]) -> httpx.TransportError:
+    return kind("[Errno 104] Connection reset by peer")
+
+
+@pytest.mark.parametrize(
+    "kinds",
+    [
+        [httpx.RemoteProtocolError],
+        [httpx.ReadError],
+        [httpx.ConnectError],
+        [httpx.ConnectError, httpx.RemoteProtocolError],
+    ],
+)
+def test_connection_resets_are_retried_and_succeed(
+    world: GraphWorld, kinds: list[type[httpx.TransportError]]
+) -> None:
+    transport = FlakyTransport([reset(kind) for kind in kinds])
+
+    page, requests = run(
+        world.cfg,
+        lambda source: source.fetch_page(source.initial_url("users", SELECT), minimal=False),
+        transport=transport,
+    )
+
+    assert page.changes
+    assert requests == len(kinds) + 1
+    reached = sum(kind is not httpx.ConnectError for kind in kinds) + 1
+    assert world.graph.request_count == reached
+    assert world.graph.requests[-1].headers["retry-attempt"] == str(len(kinds))
+
+
+def test_connection_resets_that_persist_raise_service_unavailable_after_the_retries(
+    world: GraphWorld,
+) -> None:
+    transport = FlakyTransport([reset(httpx.RemoteProtocolError) for _ in range(10)])
+
+    async def scenario(source: GraphSource) -> int:
+        with pytest.raises(ServiceUnavailableError) as caught:
+            await source.fetch_page(source.initial_url("users", SELECT), minimal=False)
+        message = str(caught.value)
+        assert "Graph unreachable" in message
+        assert "RemoteProtocolError" in message
+        assert "after 2 retries" in message
+        return source.requests
+
+    requests, _ = run(world.cfg, scenario, max_retries=2, transport=transport)
+
+    assert requests == 3
+
+
+def test_a_400_is_not_retried(world: GraphWorld) -> None:
+    world.graph.fail_next(400, code="Request_BadRequest", n=5)
+
+    with pytest.raises(RunFailedError, match="400"):
+        run(
+            world.cfg,
+            lambda source: source.fetch_page(source.initial_url("users", SELECT), minimal=False),
+        )
+
+    assert [r.status for r in world.graph.requests] == [400]
+
+
 def test_wrong_client_secret_raises_auth_error_without_the_secret(world: GraphWorld) -> None:
     wrong = "Wr0ng~secret-value-that-must-not-leak"
     cfg = replace(world.cfg, client_secret=Secret(wrong))
@@ -311,6 +440,66 @@ def test_certificate_credential_gets_a_token_and_reads_a_page(world: GraphWorld)
 
     assert page.changes
     assert world.graph.requests[0].status == 200
+
+
+IDENTITY_CLIENT = "6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+
+
+@pytest.mark.parametrize("identity_client_id", [IDENTITY_CLIENT, None])
+def test_managed_identity_asks_for_the_configured_user_assigned_identity(
+    world: GraphWorld, monkeypatch: pytest.MonkeyPatch, identity_client_id: str | None
+) -> None:
+    """An App Service identity endpoint on loopback hands out tokens minted by TokenSim."""
+    asked: list[dict[str, str]] = []
+
+    def identity_endpoint(request: httpx.Request) -> httpx.Response:
+        params = dict(request.url.params)
+        asked.append({**params, "header": request.headers.get("x-identity-header", "")})
+        form = urlencode(
+            {
+                "grant_type": "client_credentials",
+                "client_id": CLIENT,
+                "client_secret": SECRET,
+                "scope": params["resource"].rstrip("/") + "/.default",
+            }
+        )
+        minted = world.tokens.handle(
+            httpx.Request(
+                "POST",
+                f"{world.tokens.authority}/{TENANT}/oauth2/v2.0/token",
+                content=form.encode(),
+                headers={"content-type": "application/x-www-form-urlencoded"},
+            )
+        )
+        token = minted.json()["access_token"]
+        body = {
+            "access_token": token,
+            "expires_on": str(int(time.time()) + 3600),
+            "resource": params["resource"],
+            "token_type": "Bearer",
+        }
+        return httpx.Response(200, json=body)
+
+    with LoopbackServer(identity_endpoint) as identity:
+        monkeypatch.setenv("IDENTITY_ENDPOINT", f"{identity.url}/msi/token")
+        monkeypatch.setenv("IDENTITY_HEADER", "sandbox-identity-header")
+        cfg = replace(
+            world.cfg,
+            client_secret=None,
+            managed_identity=True,
+            managed_identity_client_id=identity_client_id,
+        )
+
+        page, _ = run(
+            cfg,
+            lambda source: source.fetch_page(source.initial_url("users", SELECT), minimal=False),
+        )
+
+    assert page.changes
+    assert asked
+    assert asked[0]["header"] == "sandbox-identity-header"
+    assert asked[0].get("client_id") == identity_client_id
+    assert CLIENT not in asked[0].values()  # the app registration's id is not the identity's
 
 
 # ------------------------------------------------------------------ vcrpy cassettes
@@ -399,3 +588,117 @@ def test_committed_cassette_replays_offline_and_holds_no_secret() -> None:
     assert len(users) == 12
     assert all(c.props["userPrincipalName"].endswith("firma.ch") for c in users.values())
     assert_no_secrets(cassette_path)
+
+
+# ------------------------------------------------------------------ check (graph side)
+
+
+def graph_check(world: GraphWorld, *, select: list[str], sync_groups: bool = False) -> list[Probe]:
+    return asyncio.run(check_graph(world.cfg, select=select, sync_groups=sync_groups))
+
+
+def test_check_passes_credential_permissions_and_the_full_select(world: GraphWorld) -> None:
+    probes = graph_check(world, select=SELECT, sync_groups=True)
+
+    assert [(p.name, p.ok) for p in probes] == [
+        ("credential", True),
+        ("token permissions", True),
+        ("graph users", True),
+        ("graph groups", True),
+    ]
+    users = next(r for r in world.graph.requests if r.path == "/v1.0/users")
+    assert users.query == {"$select": ",".join(SELECT), "$top": "1"}
+    groups = next(r for r in world.graph.requests if r.path == "/v1.0/groups")
+    assert groups.query == {"$select": "id,displayName", "$top": "1"}
+
+
+def test_check_names_a_misspelt_property_from_graphs_400(world: GraphWorld) -> None:
+    probes = graph_check(world, select=[*SELECT, "jobTitel"])
+
+    users = next(p for p in probes if p.name == "graph users")
+    assert not users.ok
+    assert "Could not find a property named 'jobTitel' on type 'microsoft.graph.user'" in (
+        users.detail
+    )
+    assert "field_mapping" in users.fix
+
+
+def test_check_names_a_missing_groups_permission(world: GraphWorld) -> None:
+    world.tokens.roles.discard("GroupMember.Read.All")
+
+    probes = {p.name: p for p in graph_check(world, select=SELECT, sync_groups=True)}
+
+    assert probes["credential"].ok
+    assert probes["graph users"].ok
+    assert not probes["token permissions"].ok
+    assert "GroupMember.Read.All" in probes["token permissions"].detail
+    assert "Grant admin consent" in probes["token permissions"].fix
+    assert not probes["graph groups"].ok
+    assert "403" in probes["graph groups"].detail
+    assert "GroupMember.Read.All" in probes["graph groups"].fix
+
+
+def test_check_accepts_directory_read_all_for_users_and_groups(world: GraphWorld) -> None:
+    world.tokens.roles.clear()
+    world.tokens.roles.add("Directory.Read.All")
+    world.graph.granted.add("Directory.Read.All")  # the same set: Graph agrees
+
+    probes = graph_check(world, select=SELECT, sync_groups=False)
+
+    assert all(p.ok for p in probes[:2])
+    assert "Directory.Read.All" in probes[1].detail
+
+
+def test_check_translates_a_wrong_secret_without_showing_it(world: GraphWorld) -> None:
+    wrong = "Wr0ng~secret-value-that-must-not-leak"
+    world.cfg = replace(world.cfg, client_secret=Secret(wrong))
+
+    probes = graph_check(world, select=SELECT)
+
+    assert len(probes) == 1
+    (credential,) = probes
+    assert not credential.ok
+    assert "AADSTS7000215" in credential.detail
+    assert "Value (not its Secret ID)" in credential.fix
+    assert wrong not in credential.detail + credential.fix
+    assert world.graph.request_count == 0
+
+
+def test_check_translates_an_unknown_client_id(world: GraphWorld) -> None:
+    world.cfg = replace(world.cfg, client_id="99999999-9999-4999-8999-999999999999")
+
+    (credential,) = graph_check(world, select=SELECT)
+
+    assert "AADSTS700016" in credential.detail
+    assert "Application (client) ID" in credential.fix
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_check_names_an_unreachable_graph_host_quickly(world: GraphWorld) -> None:
+    port = closed_port()
+    world.cfg = replace(world.cfg, graph_url=f"http://127.0.0.1:{port}/v1.0")
+    started = time.monotonic()
+
+    probes = {p.name: p for p in graph_check(world, select=SELECT)}
+
+    assert time.monotonic() - started < 5
+    assert not probes["graph users"].ok
+    assert f"127.0.0.1:{port}" in probes["graph users"].detail
+    assert "object at 0x" not in probes["graph users"].detail
+    assert "HTTPS_PROXY" in probes["graph users"].fix
+
+
+def test_check_names_an_unreachable_token_endpoint(world: GraphWorld) -> None:
+    port = closed_port()
+    world.cfg = replace(world.cfg, authority_host=f"https://127.0.0.1:{port}")
+
+    (credential,) = graph_check(world, select=SELECT)
+
+    assert not credential.ok
+    assert f"127.0.0.1:{port}" in credential.detail
+    assert "object at 0x" not in credential.detail

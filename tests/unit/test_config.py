@@ -17,6 +17,7 @@ from deltasync.config import (
     Secret,
     config_to_redacted_dict,
     load_config,
+    placeholders,
     resolve_config_path,
 )
 from deltasync.errors import ConfigError
@@ -980,3 +981,159 @@ def test_commands_that_read_only_the_state_load_without_secrets(tmp_path: Path) 
     path.write_text(broken, encoding="utf-8")
     with pytest.raises(ConfigError, match="NO_TENANT"):  # only secrets may be missing
         load_config(path, env={}, need_secrets=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Secrets that cannot be sent
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "key", "expected"),
+    [
+        ("ENTRA_CLIENT_SECRET", SECRET + "\n", "entra.client_secret", "line break"),
+        ("ENTRA_CLIENT_SECRET", "Sbx8Q~" + "\r\n" + "rest", "entra.client_secret", "line break"),
+        ("ENTRA_CLIENT_SECRET", "Sbx8Q~\tsecret", "entra.client_secret", "control character"),
+        ("ELIZA_API_TOKEN", TOKEN + "\n", "eliza.api_token", "line break"),
+        ("ELIZA_API_TOKEN", "tok\x00en-value", "eliza.api_token", "control character"),
+        ("ELIZA_API_TOKEN", "tökén-9f8e7d6c5b4a", "eliza.api_token", "non-ASCII"),
+        ("ELIZA_API_TOKEN", "token\u00a0value", "eliza.api_token", "non-ASCII"),
+        ("CERT_PASSWORD", "pässwörd\n", "entra.certificate_password", "line break"),
+    ],
+)
+def test_a_secret_that_cannot_be_sent_is_a_config_error_naming_the_key(
+    tmp_path: Path, variable: str, value: str, key: str, expected: str
+) -> None:
+    text = MINIMAL.replace(
+        '  client_secret: "${ENTRA_CLIENT_SECRET}"\n',
+        '  client_secret: "${ENTRA_CLIENT_SECRET}"\n  certificate_password: "${CERT_PASSWORD}"\n',
+    )
+    env = {**ENV, "CERT_PASSWORD": "fine-password", variable: value}
+
+    found = problems(tmp_path, text, env=env)
+
+    assert len(found) == 1
+    assert f": {key}: " in found[0]
+    assert expected in found[0]
+    assert f"${{{variable}}}" in found[0]  # the variable it came from is named
+    assert value.strip() not in found[0]
+    assert value not in found[0]
+
+
+def test_a_control_character_in_a_literal_secret_is_reported(tmp_path: Path) -> None:
+    text = MINIMAL.replace('"${ELIZA_API_TOKEN}"', '"Qx7Lw\\tZp3Rk"')
+
+    found = problems(tmp_path, text)
+
+    assert len(found) == 1
+    assert ": eliza.api_token: " in found[0]
+    assert "control character (U+0009)" in found[0]
+    assert "Qx7Lw" not in found[0]
+    assert "Zp3Rk" not in found[0]
+
+
+def test_non_ascii_client_secret_and_certificate_password_load(tmp_path: Path) -> None:
+    text = MINIMAL.replace(
+        '  client_secret: "${ENTRA_CLIENT_SECRET}"\n',
+        '  client_secret: "${ENTRA_CLIENT_SECRET}"\n  certificate_password: "${CERT_PASSWORD}"\n',
+    )
+    env = {**ENV, "ENTRA_CLIENT_SECRET": "Sbx8Q~ä-secret", "CERT_PASSWORD": "Pässwörd"}
+
+    config = load(tmp_path, text, env=env)
+
+    assert config.entra.client_secret == Secret("Sbx8Q~ä-secret")
+    assert config.entra.certificate_password == Secret("Pässwörd")
+
+
+def test_secret_errors_come_before_any_network_call_with_exit_code_2(tmp_path: Path) -> None:
+    env = {**ENV, "ELIZA_API_TOKEN": "tökén"}
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, MINIMAL), env=env)
+    assert info.value.exit_code == 2
+
+
+# --------------------------------------------------------------------------------------------
+# A user-assigned managed identity
+
+MANAGED = MINIMAL.replace(
+    '  client_secret: "${ENTRA_CLIENT_SECRET}"\n',
+    "  managed_identity: true\n"
+    '  managed_identity_client_id: "6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b"\n',
+)
+
+
+def test_managed_identity_client_id_loads(tmp_path: Path) -> None:
+    config = load(tmp_path, MANAGED)
+
+    assert config.entra.managed_identity is True
+    assert config.entra.managed_identity_client_id == "6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+    assert config.entra.credential_kind == "managed_identity"
+    redacted = config_to_redacted_dict(config)["entra"]
+    assert redacted["managed_identity_client_id"] == "6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+
+
+def test_managed_identity_client_id_defaults_to_the_system_assigned_identity(
+    tmp_path: Path,
+) -> None:
+    config = load(tmp_path, MINIMAL)
+
+    assert config.entra.managed_identity_client_id is None
+
+
+@pytest.mark.parametrize("value", ["not-a-guid", "6f1c2b3a4d5e4f608a7b9c0d1e2f3a4b0", "12"])
+def test_managed_identity_client_id_must_be_a_guid(tmp_path: Path, value: str) -> None:
+    found = problems(tmp_path, MANAGED.replace("6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b", value))
+
+    assert len(found) == 1
+    assert ": entra.managed_identity_client_id: expected a GUID" in found[0]
+
+
+def test_managed_identity_client_id_without_managed_identity_warns(tmp_path: Path) -> None:
+    text = MINIMAL.replace(
+        "  client_id:",
+        '  managed_identity_client_id: "6f1c2b3a-4d5e-4f60-8a7b-9c0d1e2f3a4b"\n  client_id:',
+    )
+
+    config = load(tmp_path, text)
+
+    assert any("entra.managed_identity_client_id" in w for w in config.warnings)
+
+
+# --------------------------------------------------------------------------------------------
+# Placeholders left from the example config (reported by check, never a load error)
+
+
+def test_example_config_placeholders_are_found_without_showing_secrets() -> None:
+    config = load_config(EXAMPLE, env=dict(ENV))
+
+    found = placeholders(config)
+
+    assert [line.split(":")[0] for line in found] == [
+        "entra.tenant_id",
+        "entra.client_id",
+        "eliza.base_url",
+    ]
+    assert "all-zero GUID" in found[0]
+    assert "firma.myeliza.ch" in found[2]
+
+
+def test_seed_config_loads_and_its_placeholders_are_named(tmp_path: Path) -> None:
+    config = load(tmp_path, SEED_YAML, env={})
+
+    found = placeholders(config)
+
+    keys = [line.split(":")[0] for line in found]
+    assert keys == [
+        "entra.tenant_id",
+        "entra.client_id",
+        "entra.client_secret",
+        "eliza.api_token",
+        "eliza.base_url",
+    ]
+    assert "dein-client-secret" not in " ".join(found)
+    assert "dein-eliza-api-token" not in " ".join(found)
+
+
+def test_a_real_config_has_no_placeholders(tmp_path: Path) -> None:
+    text = MINIMAL.replace("https://firma.myeliza.ch", "https://pflegeheim-sonnegg.myeliza.ch")
+
+    assert placeholders(load(tmp_path, text)) == []

@@ -51,7 +51,8 @@ class GraphSim(DeltaFeed):
             each repeating the group with the next slice of ``members@delta``, as Graph does.
 
     ``granted`` holds the app's application permissions (``User.Read.All`` and
-    ``GroupMember.Read.All`` by default); a resource none of whose read permissions is
+    ``GroupMember.Read.All`` by default; with ``tokens``, the same set as ``tokens.roles``, so
+    the access tokens' ``roles`` claim agrees); a resource none of whose read permissions is
     granted answers 403 ``Authorization_RequestDenied``. ``requests`` logs every request.
     """
 
@@ -81,7 +82,10 @@ class GraphSim(DeltaFeed):
             members_per_entry=members_per_entry,
         )
         self.tokens = tokens
-        self.granted: set[str] = {"User.Read.All", "GroupMember.Read.All"}
+        # one set with the token endpoint's: the roles claim says what Graph enforces
+        self.granted: set[str] = (
+            tokens.roles if tokens is not None else {"User.Read.All", "GroupMember.Read.All"}
+        )
         self.tenant_id = str(uuid.UUID(int=random.Random(f"tenant:{seed}").getrandbits(128)))
         self.requests: list[SimRequest] = []
         self._lists: dict[str, tuple[list[str], tuple[str, ...], float]] = {}

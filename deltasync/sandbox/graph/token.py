@@ -62,6 +62,10 @@ class TokenSim:
     Basic, or a ``client_assertion`` signed by a certificate registered with
     :meth:`add_certificate`), plus the two discovery documents MSAL-based (sync) credentials
     read. Errors look like AADSTS errors and never echo what the client sent.
+
+    ``roles`` holds the application permissions granted (with admin consent) to the app;
+    every access token carries them in its ``roles`` claim, as Entra's do. A GraphSim built
+    with this TokenSim enforces the same set (its ``granted`` is this very set).
     """
 
     def __init__(
@@ -85,6 +89,7 @@ class TokenSim:
         self._lock = threading.RLock()
         self._certificates: dict[str, x509.Certificate] = {}
         self._faults: list[list[int]] = []
+        self.roles: set[str] = {"User.Read.All", "GroupMember.Read.All"}
 
     def __repr__(self) -> str:
         return f"TokenSim(tenant_id={self.tenant_id!r}, client_id={self.client_id!r})"
@@ -270,6 +275,7 @@ class TokenSim:
             "exp": int(now + self.ttl_s),
             "appid": self.client_id,
             "tid": self.tenant_id,
+            "roles": sorted(self.roles),
             "jti": secrets.token_urlsafe(16),
         }
         token = ".".join(
