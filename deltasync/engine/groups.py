@@ -112,9 +112,7 @@ async def push_groups(run: Run, rnd: GroupRound | None) -> None:
             run.ledger.settle(p.entra_id, p.version)
 
     await asyncio.gather(*(one(p) for p in rnd.plans))
-    rnd.links = {
-        gid: kinds[Kind.GROUP] for gid, kinds in run.links.items() if Kind.GROUP in kinds
-    }
+    rnd.links = {gid: kinds[Kind.GROUP] for gid, kinds in run.links.items() if Kind.GROUP in kinds}
 
 
 def _view(run: Run, rnd: GroupRound) -> GroupView:
@@ -154,9 +152,7 @@ def users_to_plan(run: Run, rnd: GroupRound | None, dirty: Sequence[MirrorObject
     return sorted(users - known)
 
 
-def with_groups(
-    run: Run, rnd: GroupRound | None, plans: Iterable[ObjectPlan]
-) -> list[ObjectPlan]:
+def with_groups(run: Run, rnd: GroupRound | None, plans: Iterable[ObjectPlan]) -> list[ObjectPlan]:
     """Each in-scope user's ``groups`` decided, merged into its user action (one PATCH)."""
     result = list(plans)
     ctx = run.settings.ctx
@@ -198,6 +194,11 @@ async def retire_groups(run: Run, rnd: GroupRound | None) -> None:
         ok = True
         for a in p.actions:
             if a.op == Op.EMPTY:
+                link = run.link(a.entra_id, Kind.GROUP)
+                if link is not None:
+                    emptied = replace(link, status=LinkStatus.DEACTIVATED, pushed_version=p.version)
+                    run.ledger.relink(emptied)
+                    run.linked(a.entra_id, Kind.GROUP, emptied)
                 run.report.actions.append(action_json(a, run.ledger.applied))
                 run.log(f"group {a.label}: {a.reason}")
             else:

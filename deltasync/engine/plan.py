@@ -73,7 +73,11 @@ async def plan(run: Run, groups: GroupRound | None = None) -> Plan:
     if result.held:
         report.threshold = result.threshold_reason
         for held in result.held:
-            entry: dict[str, Any] = {"entra_id": held.entra_id, "label": held.label, "status": held.status}
+            entry: dict[str, Any] = {
+                "entra_id": held.entra_id,
+                "label": held.label,
+                "status": held.status,
+            }
             dropped = sum(removals(a) for a in held.actions)
             if dropped:
                 entry["group_removals"] = dropped

@@ -94,8 +94,9 @@ class _Push:
                 ok = await self.object(p)
                 if ok and not p.unresolved and p.entra_id not in self.held:
                     run.ledger.settle(p.entra_id, p.version)
-        if not (run.report.deferred_objects or run.fingerprint_current):
-            # objects left for later runs must still be re-planned under the new settings
+        if not (run.report.deferred_objects or run.report.held or run.fingerprint_current):
+            # objects left for later runs (deferred, or held by the threshold) must still be
+            # re-planned under the new settings
             run.ledger.plan_current(run.settings.plan_fingerprint)
 
     async def object(self, p: ObjectPlan) -> bool:

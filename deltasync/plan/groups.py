@@ -51,7 +51,7 @@ def group_label(obj: MirrorObject) -> str:
 
 
 def group_status(obj: MirrorObject, settings: GroupSettings) -> str:
-    """"active", "removed:<reason>" or "out of scope: groups.include"."""
+    """ "active", "removed:<reason>" or "out of scope: groups.include"."""
     if obj.removed is not None:
         return f"removed:{obj.removed.value}"
     if not settings.in_scope(obj.id, group_label(obj)):
@@ -73,7 +73,8 @@ def plan_group(obj: MirrorObject, link: Link | None, settings: GroupSettings) ->
 
     A retiring group (removed in Entra, or out of ``groups.include``) gets ``Op.DELETE`` with
     ``delete_removed`` and ``Op.EMPTY`` (no request: its members lose it through their own
-    plans) otherwise; the engine runs both only after the users' memberships were pushed.
+    plans; the link becomes deactivated) otherwise; the engine runs both only after the
+    users' memberships were pushed. An emptied group back in scope is linked active again.
     """
     status = group_status(obj, settings)
     name = group_label(obj)
@@ -84,24 +85,38 @@ def plan_group(obj: MirrorObject, link: Link | None, settings: GroupSettings) ->
         if not linked:
             changes = {k: (None, v) for k, v in want.items()}
             actions.append(
-                Action(obj.id, Kind.GROUP, Op.CREATE, None, want, changes, "new in scope", name, want)
+                Action(
+                    obj.id, Kind.GROUP, Op.CREATE, None, want, changes, "new in scope", name, want
+                )
             )
         elif link is not None:
             changes = diff(want, link.pushed)
-            if changes:
+            back = link.status == LinkStatus.DEACTIVATED  # emptied before, in scope again
+            if changes or back:
                 body = {k: new for k, (_, new) in changes.items()}
                 after = {**link.pushed, **want}
                 reason = "renamed in Entra" if NAME in changes else "changed in Entra"
+                reason = "back in scope" if back else reason
                 actions.append(
                     Action(
-                        obj.id, Kind.GROUP, Op.UPDATE, link.eliza_id, body, changes, reason, name, after
+                        obj.id,
+                        Kind.GROUP,
+                        Op.UPDATE,
+                        link.eliza_id,
+                        body,
+                        changes,
+                        reason,
+                        name,
+                        after,
                     )
                 )
-    elif linked and link is not None and link.status == LinkStatus.ACTIVE:
+    elif linked and link is not None and link.status != LinkStatus.PROTECTED:
         if settings.delete_removed:
             op, reason = Op.DELETE, f"{status}; groups.delete_removed: true"
-        else:
+        elif link.status == LinkStatus.ACTIVE:
             op, reason = Op.EMPTY, f"{status}; its members lose it, the group is kept"
+        else:
+            return ObjectPlan(obj.id, obj.version, name, status, ())  # emptied already
         actions.append(
             Action(obj.id, Kind.GROUP, op, link.eliza_id, {}, {}, reason, name, dict(link.pushed))
         )

@@ -72,9 +72,7 @@ def resolve_fields(
 
 def needs_current(a: Action) -> bool:
     """The write depends on what the ELIZA object holds now, so the push reads it first."""
-    return bool(a.if_empty) or any(
-        isinstance(v, AddToGroups | GroupSet) for v in a.fields.values()
-    )
+    return bool(a.if_empty) or any(isinstance(v, AddToGroups | GroupSet) for v in a.fields.values())
 
 
 def _pushed(a: Action, ids: Ids) -> dict[str, Any]:

@@ -107,9 +107,7 @@ def apply_members(
             continue
         for m in change.members:
             wanted[(change.id, m.id)] = None if m.removed else m.type
-    toggled = [
-        gid for gid, state in after.items() if gid in before and before[gid][1] != state[1]
-    ]
+    toggled = [gid for gid, state in after.items() if gid in before and before[gid][1] != state[1]]
     users: set[str] = set()
     under: set[str] = set(toggled)
     if wanted:
