@@ -140,7 +140,7 @@ class GroupView:
         Direct groups map to None; with ``nested: flatten`` a group reached through nesting
         maps to the direct group it came through (cycle-safe: each group is visited once).
         """
-        why: dict[str, str | None] = {g: None for g in direct}
+        why: dict[str, str | None] = dict.fromkeys(direct)
         if self.nested == FLATTEN:
             frontier = [(g, g) for g in why]
             while frontier:

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from deltasync.state.cursors import CursorStore
 from deltasync.state.database import create_state_engine
-from deltasync.state.groups import GroupMemberStore
 from deltasync.state.failures import RETRY_BASE, RETRY_MAX, FailureStore, retry_delay
+from deltasync.state.groups import GroupMemberStore
 from deltasync.state.lease import LeaseStore
 from deltasync.state.links import LinkStore
 from deltasync.state.meta import MetaStore
