@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # for type checkers; at run time each name comes through __ge
     from deltasync.service.inspect import (
         db_upgrade,
         state_failures,
+        state_groups,
         state_reset,
         state_runs,
         state_summary,
@@ -54,6 +55,7 @@ _HOMES = {
     "mirrored_users": "deltasync.service.export",
     "db_upgrade": "deltasync.service.inspect",
     "state_failures": "deltasync.service.inspect",
+    "state_groups": "deltasync.service.inspect",
     "state_reset": "deltasync.service.inspect",
     "state_runs": "deltasync.service.inspect",
     "state_summary": "deltasync.service.inspect",
@@ -86,6 +88,7 @@ __all__ = [
     "run_sync",
     "serve_sandbox",
     "state_failures",
+    "state_groups",
     "state_reset",
     "state_runs",
     "state_summary",

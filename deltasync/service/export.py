@@ -72,7 +72,7 @@ def export_excel(path: Path, users: Sequence[Mapping[str, Any]], report: RunRepo
             ["user", "entra_id", "kind", "action", "field", "old", "new", "reason", "result"]
         )
         for a in report.actions:
-            changes = a["changes"] or {"": [None, None]}
+            changes = a["changes"] or ({} if a.get("groups") else {"": [None, None]})
             for name, (old, new) in changes.items():
                 plan.append(
                     [
@@ -87,6 +87,11 @@ def export_excel(path: Path, users: Sequence[Mapping[str, Any]], report: RunRepo
                         a["result"],
                     ]
                 )
+            for entry in a.get("groups") or ():  # "+name" / "−name": one row per group
+                sign, group = entry[:1], entry[1:]
+                old, new = (None, group) if sign == "+" else (group, None)
+                row = [a["label"], a["entra_id"], a["kind"], a["op"], f"{sign}group", old, new]
+                plan.append([*row, a["reason"], a["result"]])
     for sheet in wb.worksheets:
         sheet.freeze_panes = "A2"
         for i, _ in enumerate(next(sheet.iter_rows(max_row=1)), start=1):

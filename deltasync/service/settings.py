@@ -16,10 +16,32 @@ from typing import TYPE_CHECKING, Any
 from deltasync.config import Config
 from deltasync.models import MirrorObject
 from deltasync.plan import PlanContext, Scope, scope_status, selected_properties
-from deltasync.plan.groups import GroupSettings
+from deltasync.plan.groups import (
+    GroupSettings,
+    GroupView,
+    build_view,
+    group_label,
+    group_status,
+)
 
 if TYPE_CHECKING:
     from deltasync.engine import EngineSettings
+
+__all__ = [
+    "GROUPS",
+    "USERS",
+    "GroupSettings",
+    "GroupView",
+    "SyncFlags",
+    "build_view",
+    "configured_groups",
+    "engine_settings",
+    "group_label",
+    "group_status",
+    "plan_context",
+    "plan_fingerprint",
+    "scope_label",
+]
 
 USERS = "users"
 """The Graph resource (and state cursor) of the users."""
@@ -81,6 +103,11 @@ def group_settings(config: Config, flags: SyncFlags) -> GroupSettings | None:
     """The groups the sync manages; None (groups not read at all) without sync_groups."""
     if not config.sync_options.sync_groups or flags.skip_groups:
         return None
+    return configured_groups(config)
+
+
+def configured_groups(config: Config) -> GroupSettings:
+    """``groups.*`` as the planner reads them (also for ``state`` while sync_groups is off)."""
     g = config.groups
     return GroupSettings(tuple(g.include), g.nested, g.delete_removed)
 

@@ -4,6 +4,7 @@ loopback, with a real SQLite state database (issue 7's "Done when" list)."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -255,3 +256,54 @@ def test_a_scope_typo_that_would_remove_500_memberships_is_held(
     managed = {g["id"] for g in sandbox.eliza.customgroups.values()}
     for u in everyone:
         assert not (eliza_groups(sandbox, u) & managed)
+
+
+def test_dry_run_shows_group_changes_by_name_and_state_explains_each_group(
+    sandbox: Sandbox, config: Config, tmp_path: Path
+) -> None:
+    from openpyxl import load_workbook
+    from rich.console import Console
+
+    from deltasync.cli.render import render_report
+
+    flat = with_groups(config, nested="flatten")
+    sync(flat)
+    kader = group_id(sandbox, "Kader")
+    joiner = outsider(sandbox, kader)
+    sandbox.graph.add_member(kader, joiner["id"])
+    sandbox.eliza.reset_log()
+    dry = sync(flat, dry_run=True)
+    assert writes(sandbox) == []
+    (planned,) = [a for a in dry.as_dict()["actions"] if a["label"] == joiner["userPrincipalName"]]
+    assert planned["groups"] == ["+Kader"]
+    console = Console(record=True, width=200)
+    render_report(dry, console=console)
+    assert "+group Kader" in console.export_text()
+    book = service.export_excel(tmp_path / "plan.xlsx", [], dry)
+    rows = [list(r) for r in load_workbook(book)["Plan"].iter_rows(values_only=True)]
+    assert [
+        joiner["userPrincipalName"],
+        joiner["id"],
+        "user",
+        "update",
+        "+group",
+        None,
+        "Kader",
+    ] in [r[:7] for r in rows]
+    sync(flat)
+    (shown,) = service.state_user(flat, joiner["userPrincipalName"])
+    assert {"name": "Kader", "via": None} in [
+        {"name": g["name"], "via": g["via"]} for g in shown["groups"]
+    ]
+    head = in_scope_member(sandbox, group_id(sandbox, "Abteilungsleitungen"))
+    (shown,) = service.state_user(flat, head["id"])
+    via = {g["name"]: g["via"] for g in shown["groups"]}
+    assert via["Abteilungsleitungen"] is None
+    assert via["Kader"] == "Abteilungsleitungen"  # Kader holds Abteilungsleitungen
+    groups = {g["name"]: g for g in service.state_groups(flat)}
+    assert groups["Kader"]["scope"] == "active"
+    assert groups["Kader"]["link"]["status"] == "active"
+    assert groups["Kader"]["members"]["group"] == 1
+    summary = service.state_summary(flat)
+    assert summary["groups"]["linked"] == summary["groups"]["in_scope"] > 0
+    assert [c["resource"] for c in summary["cursors"]] == ["users", "groups"]
