@@ -23,6 +23,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -123,3 +124,12 @@ def exit_code_for(exc: BaseException) -> int:
     if isinstance(exc, DeltaSyncError):
         return exc.exit_code
     return 1
+
+
+_OBJECT_REPR = re.compile(r"\s*(?:\b\w+:)?<[^<>]*\bobject at 0x[0-9a-fA-F]+>")
+
+
+def without_reprs(text: str) -> str:
+    """``text`` without Python object reprs, such as aiohttp's ``ssl:<ssl.SSLContext object at
+    0x…>`` in "Cannot connect to host h:443 ssl:<…> [Connection refused]"."""
+    return _OBJECT_REPR.sub("", text).strip(" ,;")

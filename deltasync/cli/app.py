@@ -13,11 +13,25 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
+from typer.core import TyperOption
 
 from deltasync import __version__
 from deltasync.cli import state, sync, tools
+from deltasync.cli.prog import prog_name
 from deltasync.cli.render import err
 from deltasync.errors import ConfigError, DeltaSyncError, exit_code_for
+
+_display_type_rich = TyperOption.display_type_rich
+
+
+def _no_flag_type(self: TyperOption, ctx: typer.Context) -> str | None:
+    """A flag takes no value: its help row shows no ``<bool>``."""
+    if self.is_flag:
+        return None
+    return _display_type_rich(self, ctx)
+
+
+TyperOption.display_type_rich = _no_flag_type  # type: ignore[method-assign,assignment]
 
 app = typer.Typer(
     add_completion=False,
@@ -64,6 +78,7 @@ app.command("export-excel")(tools.export_excel)
 app.command()(tools.check)
 app.command()(tools.demo)
 sandbox_app.command("serve")(tools.sandbox_serve)
+sandbox_app.command("edit")(tools.sandbox_edit)
 db_app.command("upgrade")(tools.db_upgrade)
 
 
@@ -77,7 +92,7 @@ def run_cli(argv: list[str] | None = None) -> int:
     """Run a command and return its exit code; every error becomes a message and a code."""
     _quiet_libraries()
     try:
-        result = app(args=argv, prog_name="deltasync", standalone_mode=False)
+        result = app(args=argv, prog_name=prog_name(), standalone_mode=False)
     except typer.Exit as exc:
         return int(exc.exit_code)
     except typer.Abort:

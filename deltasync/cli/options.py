@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,6 +20,7 @@ ConfigOpt = Annotated[
     typer.Option(
         "-c",
         "--config",
+        metavar="PATH",
         help="Config file (default: $DELTASYNC_CONFIG, else config/entra_sync.yaml).",
     ),
 ]
@@ -28,13 +30,34 @@ DryRunOpt = Annotated[
 ]
 VerboseOpt = Annotated[bool, typer.Option("-v", "--verbose", help="More detail.")]
 LimitOpt = Annotated[
-    int | None, typer.Option("--limit-users", help="Apply the actions of at most N users this run.")
+    int | None,
+    typer.Option(
+        "--limit-users", metavar="N", help="Apply the actions of at most N users this run."
+    ),
 ]
 GroupOpt = Annotated[
-    int | None, typer.Option("--assign-to-group", help="ELIZA group id every synced user joins.")
+    int | None,
+    typer.Option("--assign-to-group", metavar="ID", help="ELIZA group id every synced user joins."),
 ]
 ExcelOpt = Annotated[
-    Path | None, typer.Option("--export-excel", help="Write users and the plan to .xlsx.")
+    Path | None,
+    typer.Option(
+        "--export-excel",
+        metavar="FILE",
+        help="Write the users and the plan to FILE (.xlsx, or CSV for a .csv name).",
+    ),
+]
+MetricsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--metrics-file",
+        metavar="PATH",
+        help="Write the run's figures to PATH (Prometheus text format, for node_exporter).",
+    ),
+]
+QuietOpt = Annotated[
+    bool,
+    typer.Option("-q", "--quiet", help="Print nothing for a run that changed and failed nothing."),
 ]
 OrgunitOpt = Annotated[
     bool, typer.Option("--enable-orgunit-sync", help="Sync org-unit memberships.")
@@ -49,11 +72,16 @@ AllowDeletesOpt = Annotated[
 ]
 
 
-def load(path: str | None, *, need_secrets: bool = True) -> Config:
-    """The config of ``-c``/``$DELTASYNC_CONFIG``; its warnings go to stderr."""
+def load(
+    path: str | None, *, need_secrets: bool = True, warn: Callable[[str], None] | None = None
+) -> Config:
+    """The config of ``-c``/``$DELTASYNC_CONFIG``; its warnings go to ``warn`` (else stderr)."""
     from deltasync.config import load_config, resolve_config_path
 
     config = load_config(resolve_config_path(path, os.environ), need_secrets=need_secrets)
     for warning in config.warnings:
-        err.print(f"[yellow]warning:[/] {escape(warning)}")
+        if warn is None:
+            err.print(f"[yellow]warning:[/] {escape(warning)}")
+        else:
+            warn(f"warning: {warning}")
     return config

@@ -1,19 +1,19 @@
 """Human output: the two consoles, the run report for people, JSON for machines.
 
-Human output of sync runs goes to stderr (cron logs take both streams), the JSON of
-``--json`` and the state commands' output to stdout.
+The run report (and a dry run's plan), the JSON of ``--json`` and the state commands' output go
+to stdout; log lines, warnings and progress to stderr (:mod:`deltasync.cli.output`).
 """
 
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+from deltasync.cli.prog import prog_name
 
 if TYPE_CHECKING:
     from deltasync.service import RunReport
@@ -44,19 +44,6 @@ def fmt(value: Any) -> str:
     if isinstance(value, str):
         return repr(value)
     return json.dumps(value, ensure_ascii=False)
-
-
-def logger(verbose: bool) -> Callable[[str], None]:
-    """The progress log of a run on stderr: dim on a terminal, timestamped in a cron log."""
-    tty = err.is_terminal
-
-    def log(message: str) -> None:
-        if tty:
-            err.print(f"[dim]{escape(message)}[/]")
-        else:
-            err.print(f"{time.strftime('%Y-%m-%dT%H:%M:%S')} deltasync: {escape(message)}")
-
-    return log
 
 
 def render_report(report: RunReport, *, verbose: bool = False, console: Console = err) -> None:
@@ -108,7 +95,9 @@ def render_report(report: RunReport, *, verbose: bool = False, console: Console 
         for h in report.held:
             console.print(escape(f"  {h['label']} ({h['status']})"))
         if not report.dry_run:
-            console.print("rerun with --allow-deletes to release them")
+            console.print(
+                f"rerun with `{prog_name()} {report.command} --allow-deletes` to release them"
+            )
     for title_, rows in (("conflicts", report.conflicts), ("failures", report.failures)):
         if rows:
             console.print(f"[red]{title_}:[/] {len(rows)}")

@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from deltasync import service
 from deltasync.cli.options import ConfigOpt, JsonOpt, load
+from deltasync.cli.prog import prog_name
 from deltasync.cli.render import fmt, out, print_json
 from deltasync.errors import UsageError
 
@@ -21,8 +22,9 @@ def state(
 ) -> int | None:
     """Summary: tokens and their age, counts, last runs, pending failures."""
     if ctx.invoked_subcommand is not None:
+        ctx.obj = {"config": config}  # `state -c CFG user X`: the subcommand takes it from here
         return None
-    data = service.state_summary(load(config, need_secrets=False))
+    data = service.state_summary(load(_config(ctx, config), need_secrets=False))
     if as_json:
         print_json(data)
         return 0
@@ -53,7 +55,7 @@ def state(
     f = data["failures"]
     out.print(
         f"pending: {f['errors']} failed, {f['conflicts']} in conflict"
-        + (" (deltasync state failures)" if f["errors"] or f["conflicts"] else "")
+        + (f" ({prog_name()} state failures)" if f["errors"] or f["conflicts"] else "")
     )
     if data["held_deactivations"]:
         out.print(
@@ -67,6 +69,15 @@ def state(
         for r in data["last_runs"]:
             out.print(escape(run_line(r)))
     return 0
+
+
+def _config(ctx: typer.Context, config: str | None) -> str | None:
+    """``-c`` after the subcommand's name, else the one before it (``state -c CFG runs``)."""
+    if config is not None:
+        return config
+    parent = ctx.parent.obj if ctx.parent is not None else None
+    given = parent.get("config") if isinstance(parent, dict) else None
+    return given if isinstance(given, str) else None
 
 
 def run_line(r: dict[str, Any]) -> str:
@@ -86,12 +97,13 @@ def run_line(r: dict[str, Any]) -> str:
 
 
 def state_user(
+    ctx: typer.Context,
     query: Annotated[str, typer.Argument(help="UPN, mail, Entra object id or ELIZA id.")],
     config: ConfigOpt = None,
     as_json: JsonOpt = False,
 ) -> int:
     """One person: mirror, links (how matched, when), pushed values, failures, history."""
-    found = service.state_user(load(config, need_secrets=False), query)
+    found = service.state_user(load(_config(ctx, config), need_secrets=False), query)
     if as_json:
         print_json(found)
         return 0 if found else 1
@@ -185,12 +197,13 @@ def state_groups(config: ConfigOpt = None, as_json: JsonOpt = False) -> int:
 
 
 def state_runs(
+    ctx: typer.Context,
     config: ConfigOpt = None,
-    limit: Annotated[int, typer.Option("--limit", min=1)] = 20,
+    limit: Annotated[int, typer.Option("--limit", min=1, metavar="N", help="How many runs.")] = 20,
     as_json: JsonOpt = False,
 ) -> int:
     """The last runs, newest first."""
-    runs = service.state_runs(load(config, need_secrets=False), limit)
+    runs = service.state_runs(load(_config(ctx, config), need_secrets=False), limit)
     if as_json:
         print_json(runs)
     elif not runs:
@@ -200,9 +213,9 @@ def state_runs(
     return 0
 
 
-def state_failures(config: ConfigOpt = None, as_json: JsonOpt = False) -> int:
+def state_failures(ctx: typer.Context, config: ConfigOpt = None, as_json: JsonOpt = False) -> int:
     """Objects whose push failed or conflicted, and when each is tried next."""
-    rows = service.state_failures(load(config, need_secrets=False))
+    rows = service.state_failures(load(_config(ctx, config), need_secrets=False))
     if as_json:
         print_json(rows)
         return 0
@@ -222,19 +235,31 @@ def state_failures(config: ConfigOpt = None, as_json: JsonOpt = False) -> int:
             )
         )
         for c in f["detail"].get("candidates") or []:
-            out.print(escape(f"    candidate: {c}"))
+            out.print(escape(f"    candidate: {candidate_text(c)}"))
     return 0
 
 
+def candidate_text(candidate: Any) -> str:
+    """An ELIZA account a conflict names: ``#3 username='chef', is_superuser=true``."""
+    if not isinstance(candidate, dict):
+        return fmt(candidate)
+    head = f"#{candidate['id']} " if candidate.get("id") is not None else ""
+    rest = ", ".join(f"{k}={fmt(v)}" for k, v in candidate.items() if k != "id" and v is not None)
+    return head + rest
+
+
 def state_reset(
+    ctx: typer.Context,
     config: ConfigOpt = None,
-    resource: Annotated[str, typer.Option("--resource", help="users, groups or all")] = "all",
+    resource: Annotated[
+        str, typer.Option("--resource", metavar="users|groups|all", help="Which tokens.")
+    ] = "all",
     yes: Annotated[bool, typer.Option("--yes", help="Do not ask.")] = False,
 ) -> int:
     """Forget delta tokens: the next run reads everything (mirror and links are kept)."""
     if resource not in ("users", "groups", "all"):
         raise UsageError("--resource must be users, groups or all")
-    cfg = load(config, need_secrets=False)
+    cfg = load(_config(ctx, config), need_secrets=False)
     if not yes:
         if not sys.stdin.isatty():
             raise UsageError("state reset asks for confirmation; pass --yes when not interactive")

@@ -1,5 +1,5 @@
 """The commands around the job: ``export-excel``, ``check``, ``demo``, ``sandbox serve``,
-``db upgrade``."""
+``sandbox edit``, ``db upgrade``."""
 
 from __future__ import annotations
 
@@ -15,13 +15,16 @@ from deltasync.cli.render import err, out, print_json, render_report
 
 
 def export_excel(
-    file: Annotated[Path, typer.Argument(help="The .xlsx file to write.")],
+    file: Annotated[
+        Path, typer.Argument(metavar="FILE", help="The file to write: .xlsx, or .csv for CSV.")
+    ],
     config: ConfigOpt = None,
 ) -> int:
-    """Write the mirrored Entra users to an Excel file."""
+    """Write the mirrored Entra users to an Excel file (or CSV, for a .csv name)."""
     cfg = load(config, need_secrets=False)
-    path = service.export_excel(file, service.mirrored_users(cfg), None)
-    out.print(f"wrote {path}")
+    service.check_output_paths(excel=file)
+    for path in service.export_excel(cfg, file):
+        out.print(f"wrote {escape(str(path))}")
     return 0
 
 
@@ -69,6 +72,33 @@ def sandbox_serve(
 ) -> int:
     """Simulated Graph + token endpoint + ELIZA on loopback, and a config pointing at them."""
     return service.serve_sandbox(users=users, port=port, directory=directory, console=out)
+
+
+def sandbox_edit(
+    action: Annotated[
+        str,
+        typer.Argument(
+            help="disable USER | enable USER | rename USER NEW_UPN | set USER PROPERTY VALUE "
+            "| delete USER | restore USER | add-member GROUP USER | remove-member GROUP USER",
+            show_default=False,
+        ),
+    ],
+    args: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="USER is a UPN or an object id, GROUP an id or a display name; "
+            "`set … VALUE` takes null to clear.",
+            show_default=False,
+        ),
+    ] = None,
+    directory: Annotated[
+        Path, typer.Option("--dir", help="The folder of the running `sandbox serve`.")
+    ] = Path("sandbox-run"),
+) -> int:
+    """Change the running sandbox's tenant by hand (through Graph's write API); the next
+    sync sees it."""
+    out.print(escape(service.edit_sandbox(directory, action, list(args or []))))
+    return 0
 
 
 def db_upgrade(config: ConfigOpt = None) -> int:

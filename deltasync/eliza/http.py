@@ -30,6 +30,7 @@ from deltasync.errors import (
     PermissionDeniedError,
     RunFailedError,
     ServiceUnavailableError,
+    without_reprs,
 )
 
 logger = logging.getLogger("deltasync.eliza")
@@ -131,13 +132,14 @@ class ElizaHttp:
                     )
                 except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
                     # The request never reached ELIZA: safe to repeat, POST included.
-                    problem, safe, error = f"cannot connect ({type(exc).__name__})", True, exc
+                    problem = f"cannot connect to {self._host()} ({transport_words(exc)})"
+                    safe, error = True, exc
                 except httpx.TimeoutException as exc:
-                    problem, error = f"no answer within {self.timeout_s:g} s", exc
-                    safe = method != "POST"
+                    problem = f"no answer within {self.timeout_s:g} s from {self._host()}"
+                    error, safe = exc, method != "POST"
                 except httpx.TransportError as exc:
-                    problem, error = f"network error ({type(exc).__name__})", exc
-                    safe = method != "POST"
+                    problem = f"network error talking to {self._host()} ({transport_words(exc)})"
+                    error, safe = exc, method != "POST"
                 else:
                     status = response.status_code
                     logger.debug("%s -> HTTP %d", what, status)
@@ -160,6 +162,11 @@ class ElizaHttp:
             logger.info("%s: %s; retrying in %.1f s", what, problem, delay)
             await self._sleep(delay)
             attempt += 1
+
+    def _host(self) -> str:
+        """``host:port`` of the ELIZA instance, as the error messages name it."""
+        port = self._origin.port or (443 if self._origin.scheme == "https" else 80)
+        return f"{self._origin.host}:{port}"
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter: base * 2**attempt, scaled by a factor in [0.5, 1]."""
@@ -226,6 +233,13 @@ def _ssl_context(ca_bundle: Path | str) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=certifi.where())
     context.load_verify_locations(cafile=str(ca_bundle))
     return context
+
+
+def transport_words(exc: BaseException) -> str:
+    """A network error in words: its first line without Python object reprs, else the
+    exception's class name."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return without_reprs(text) or type(exc).__name__
 
 
 def _encode(body: Any) -> bytes | None:

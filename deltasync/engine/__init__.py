@@ -7,8 +7,18 @@ run report.
 
 from __future__ import annotations
 
+from deltasync.engine.progress import NO_PROGRESS, NoProgress, Progress
 from deltasync.engine.report import RunReport
 from deltasync.engine.run import Engine
 from deltasync.engine.settings import EngineSettings, ResourceSpec, RunOptions
 
-__all__ = ["Engine", "EngineSettings", "ResourceSpec", "RunOptions", "RunReport"]
+__all__ = [
+    "NO_PROGRESS",
+    "Engine",
+    "EngineSettings",
+    "NoProgress",
+    "Progress",
+    "ResourceSpec",
+    "RunOptions",
+    "RunReport",
+]

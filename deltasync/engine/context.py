@@ -11,6 +11,7 @@ from typing import Any
 from deltasync.engine.directory import Directory
 from deltasync.engine.ledger import Records
 from deltasync.engine.ports import Collections, Source, Store, Target
+from deltasync.engine.progress import NO_PROGRESS, Progress
 from deltasync.engine.report import RunReport
 from deltasync.engine.settings import EngineSettings, RunOptions
 from deltasync.errors import LeaseHeldError
@@ -62,6 +63,7 @@ class Run:
     protected: dict[str, str] = field(default_factory=dict)  # Entra id -> why hands off
     fingerprint_current: bool = False  # the stored plan fingerprint matches the settings
     group_rows: list[dict[str, Any]] | None = None  # ELIZA's custom groups, read once to match
+    progress: Progress = NO_PROGRESS
 
     def link(self, entra_id: str, kind: Kind) -> Link | None:
         """The object's link of that kind, as this run knows it."""

@@ -50,6 +50,7 @@ async def _pull(run: Run, spec: ResourceSpec) -> None:
         run.store.begin_round(spec.name, current.kind, fp, current.url)
     else:
         current = _begin_full(run, spec, fp, reason or "")
+    run.progress.phase("pull")
     try:
         await _read_round(run, spec, current)
     except DeltaTokenExpiredError as exc:
@@ -63,6 +64,8 @@ async def _pull(run: Run, spec: ResourceSpec) -> None:
         run.log(why)
         run.report.warnings.append(why)
         await _read_round(run, spec, _begin_full(run, spec, fp, "the delta token expired"))
+    finally:
+        run.progress.done()
 
 
 def _begin_full(run: Run, spec: ResourceSpec, fp: str, reason: str) -> _Round:
@@ -85,8 +88,7 @@ async def _read_round(run: Run, spec: ResourceSpec, current: _Round) -> None:
         report.objects_seen += stats.seen
         report.objects_changed += stats.changed
         run.lease.renew()
-        if report.pages % 10 == 0:
-            run.log(f"read {report.pages} pages, {report.objects_seen} objects")
+        run.progress.advance(stats.seen, pages=1)
         if page.delta_link is not None:
             report.round_complete = True
             return

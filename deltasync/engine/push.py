@@ -41,7 +41,6 @@ from deltasync.plan.resolve import Write, changed, created, matched, needs_curre
 
 MAX_CONSECUTIVE_OUTAGES = 5
 PREFETCH_THRESHOLD = 20  # unlinked objects from which one list read beats per-object lookups
-PROGRESS_EVERY = 50
 
 
 async def push(run: Run, plan: Plan) -> None:
@@ -66,23 +65,22 @@ class _Push:
         run, plan = self.run, self.plan
         waiting: list[ObjectPlan] = []
         sem = asyncio.Semaphore(run.settings.concurrency)
-        total = len([p for p in plan.objects if p.actions])
-        done = 0
 
         async def one(p: ObjectPlan) -> None:
-            nonlocal done
             async with sem:
                 ok = await self.object(p)
             if p.actions:
-                done += 1
-            if p.actions and total >= PROGRESS_EVERY and done % PROGRESS_EVERY == 0:
-                run.log(f"pushed {done}/{total} objects")
+                run.progress.advance(1)
             if p.unresolved:
                 waiting.append(p)
             elif ok and p.entra_id not in self.held:
                 run.ledger.settle(p.entra_id, p.version)
 
-        await asyncio.gather(*(one(p) for p in plan.objects))
+        run.progress.phase("push", sum(1 for p in plan.objects if p.actions))
+        try:
+            await asyncio.gather(*(one(p) for p in plan.objects))
+        finally:
+            run.progress.done()
         if waiting:
             # managers linked during this run: plan those objects once more
             ctx = run.plan_context()

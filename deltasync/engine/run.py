@@ -18,6 +18,7 @@ from deltasync.engine.groups import plan_groups, push_groups, retire_groups
 from deltasync.engine.ledger import DryLedger, Ledger, Records
 from deltasync.engine.plan import plan
 from deltasync.engine.ports import Collections, Source, Store, Target
+from deltasync.engine.progress import NO_PROGRESS, Progress
 from deltasync.engine.pull import pull
 from deltasync.engine.push import push
 from deltasync.engine.report import RunReport
@@ -45,6 +46,7 @@ class Engine:
         resources: Collections,
         holder: str,
         log: Callable[[str], None] = lambda _msg: None,
+        progress: Progress = NO_PROGRESS,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.store = store
@@ -53,6 +55,7 @@ class Engine:
         self.settings = settings
         self.names = resources
         self.log = log
+        self.progress = progress
         self.now = now
         self.lease = Lease(store, holder)
         self.run_id: int | None = None
@@ -80,7 +83,9 @@ class Engine:
             directory=Directory(self.target, self.names),
             log=self.log,
             now=self.now,
+            progress=self.progress,
         )
+        self.progress.begin(self.run_id)
         graph0, eliza0, writes0 = self.source.requests, self.target.requests, self.target.writes
         try:
             mark = time.monotonic()

@@ -65,6 +65,7 @@ from deltasync.errors import (
     PermissionDeniedError,
     RunFailedError,
     ServiceUnavailableError,
+    without_reprs,
 )
 from deltasync.graph.aadsts import fix_for
 from deltasync.graph.delta import parse_page, short_url
@@ -79,7 +80,6 @@ _TELEMETRY_KEY = "GraphTelemetryHandlerOption"
 _ERROR_MAP: dict[str, Any] = {"4XX": ODataError, "5XX": ODataError}
 _DETAIL_MAX = 300
 # A Python object's default repr inside a library's message, with its "name:" label.
-_OBJECT_REPR = re.compile(r"\s*(?:\w+:)?<[^<>]* object at 0x[0-9a-fA-F]+>")
 # Answers worth another try: throttling, and the 5xx that Graph's front end returns when one
 # backend fails a request (the SDK's RetryHandler alone retries only 429, 503 and 504).
 RETRY_STATUS_CODES: frozenset[int] = frozenset({429, 500, 502, 503, 504})
@@ -352,8 +352,8 @@ class GraphSource:
 
     def _detail(self, error: BaseException) -> str:
         text = str(getattr(error, "message", None) or error) or type(error).__name__
-        text = _OBJECT_REPR.sub("", text)  # aiohttp: "… ssl:<ssl.SSLContext object at 0x…>"
-        return self._scrub(text.strip().splitlines()[0] if text.strip() else text)
+        line = without_reprs(text.strip().splitlines()[0]) if text.strip() else text
+        return self._scrub(line or type(error).__name__)
 
     def _scrub(self, text: str) -> str:
         for secret in self._secrets:

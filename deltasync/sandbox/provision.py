@@ -101,3 +101,13 @@ def config_text(
         "# `source sandbox.env` sets them when the sandbox wrote that file.\n"
     )
     return header + yaml.safe_dump(config, sort_keys=False, allow_unicode=True)
+
+
+def set_deactivation_percent(config_path: Path, percent: float, why: str) -> None:
+    """Write ``deprovisioning.max_deactivation_percent`` into a sandbox config, saying why."""
+    text = config_path.read_text(encoding="utf-8")
+    header = "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))
+    data = yaml.safe_load(text)
+    data.setdefault("deprovisioning", {})["max_deactivation_percent"] = percent
+    body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    config_path.write_text(f"{header}# {why}\n{body}", encoding="utf-8")

@@ -11,9 +11,10 @@ Importing this package is cheap: each name is imported from its module on first 
 - :mod:`.store`: the state store of a config
 - :mod:`.sync`: ``sync``/``resync`` under the lease
 - :mod:`.inspect`: the ``state`` commands and ``db upgrade``
-- :mod:`.export`: ``export-excel``
+- :mod:`.export`: ``export-excel``, ``--export-excel``, ``--metrics-file``
 - :mod:`.checks`: ``check``
-- :mod:`.demo`: ``demo`` and ``sandbox serve`` (the only module that imports the sandbox)
+- :mod:`.demo`: ``demo``, ``sandbox serve`` and ``sandbox edit`` (the only module that imports
+  the sandbox)
 """
 
 from __future__ import annotations
@@ -22,10 +23,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # for type checkers; at run time each name comes through __getattr__
-    from deltasync.engine import RunOptions, RunReport
+    from deltasync.engine import NO_PROGRESS, Progress, RunOptions, RunReport
     from deltasync.service.checks import run_checks
-    from deltasync.service.demo import apply_demo_changes, run_demo, serve_sandbox
-    from deltasync.service.export import export_excel, mirrored_users
+    from deltasync.service.demo import apply_demo_changes, edit_sandbox, run_demo, serve_sandbox
+    from deltasync.service.export import (
+        check_output_paths,
+        export_excel,
+        mirrored_users,
+        write_metrics,
+    )
     from deltasync.service.inspect import (
         db_upgrade,
         state_failures,
@@ -42,16 +48,21 @@ if TYPE_CHECKING:  # for type checkers; at run time each name comes through __ge
         plan_fingerprint,
     )
     from deltasync.service.store import store_for
-    from deltasync.service.sync import Seams, lease_holder, run_sync
+    from deltasync.service.sync import Seams, lease_holder, lease_words, run_sync
 
 _HOMES = {
+    "NO_PROGRESS": "deltasync.engine",
+    "Progress": "deltasync.engine",
     "RunOptions": "deltasync.engine",
     "RunReport": "deltasync.engine",
     "run_checks": "deltasync.service.checks",
     "apply_demo_changes": "deltasync.service.demo",
+    "edit_sandbox": "deltasync.service.demo",
     "run_demo": "deltasync.service.demo",
     "serve_sandbox": "deltasync.service.demo",
+    "check_output_paths": "deltasync.service.export",
     "export_excel": "deltasync.service.export",
+    "write_metrics": "deltasync.service.export",
     "mirrored_users": "deltasync.service.export",
     "db_upgrade": "deltasync.service.inspect",
     "state_failures": "deltasync.service.inspect",
@@ -67,19 +78,25 @@ _HOMES = {
     "store_for": "deltasync.service.store",
     "Seams": "deltasync.service.sync",
     "lease_holder": "deltasync.service.sync",
+    "lease_words": "deltasync.service.sync",
     "run_sync": "deltasync.service.sync",
 }
 
 __all__ = [
+    "NO_PROGRESS",
+    "Progress",
     "RunOptions",
     "RunReport",
     "Seams",
     "SyncFlags",
     "apply_demo_changes",
+    "check_output_paths",
     "db_upgrade",
+    "edit_sandbox",
     "engine_settings",
     "export_excel",
     "lease_holder",
+    "lease_words",
     "mirrored_users",
     "plan_context",
     "plan_fingerprint",
@@ -94,6 +111,7 @@ __all__ = [
     "state_summary",
     "state_user",
     "store_for",
+    "write_metrics",
 ]
 
 

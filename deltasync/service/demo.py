@@ -1,4 +1,4 @@
-"""``deltasync demo`` and ``deltasync sandbox serve``: the real job against the simulators.
+"""``deltasync demo``, ``sandbox serve`` and ``sandbox edit``: the real job against the simulators.
 
 The demo goes through everything a production run does — the real azure-identity credential
 against an HTTPS token endpoint, msgraph-sdk against a simulated Graph, httpx against a
@@ -8,6 +8,8 @@ simulated ELIZA, a real SQLite state database — only the tenant and ELIZA are 
 from __future__ import annotations
 
 import json
+import math
+import os
 import shutil
 import signal
 import tempfile
@@ -19,8 +21,11 @@ from typing import Any
 from rich.console import Console
 from rich.markup import escape
 
-from deltasync.config import load_config
+from deltasync.config import Config, load_config
 from deltasync.engine import RunOptions, RunReport
+from deltasync.errors import RunFailedError, UsageError
+from deltasync.sandbox.edit import EditError, edit
+from deltasync.sandbox.provision import set_deactivation_percent
 from deltasync.sandbox.server import Sandbox, start_sandbox
 from deltasync.service.inspect import state_summary, state_user
 from deltasync.service.sync import run_sync
@@ -71,13 +76,34 @@ def apply_demo_changes(sandbox: Sandbox) -> list[str]:
     ]
 
 
+# The demo's scripted deprovisionings (one disabled account, one deleted), which its own
+# deletion threshold must let through at every size.
+DEMO_DEACTIVATIONS = 2
+
+
 def run_demo(
     *, users: int, directory: Path | None, console: Console, as_json: bool, render: Render
 ) -> int:
-    """Initial sync, a few changes in Entra, an incremental sync, and the final state."""
+    """Initial sync, a few changes in Entra, an incremental sync, and the final state.
+
+    Without ``directory`` the demo works in a temporary folder and removes it at the end,
+    also when it fails or is interrupted (Ctrl-C or SIGTERM).
+    """
     workdir = directory or Path(tempfile.mkdtemp(prefix="deltasync-demo-"))
     if directory is not None and (directory / "state").exists():
         shutil.rmtree(directory / "state")
+    restore_sigterm = _sigterm_interrupts()
+    try:
+        return _run_demo(workdir, users, console, as_json, render, keep=directory is not None)
+    finally:
+        restore_sigterm()
+        if directory is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _run_demo(
+    workdir: Path, users: int, console: Console, as_json: bool, render: Render, *, keep: bool
+) -> int:
     sandbox = start_sandbox(workdir, users=users, sync_groups=True)
     reports: list[RunReport] = []
     try:
@@ -91,6 +117,7 @@ def run_demo(
         reports.append(first)
         if not as_json:
             render(first, console=console)
+        config = _fit_threshold(sandbox, config, console)
         changes = apply_demo_changes(sandbox)
         renamed_upn = changes.pop()
         console.print("[bold]2. changes in Entra[/]:")
@@ -109,16 +136,59 @@ def run_demo(
             _final_state(config, renamed_upn, console)
         else:
             print(json.dumps([r.as_dict() for r in reports], ensure_ascii=False, indent=2))
-        console.print(
-            f"state kept in {workdir}; inspect it with: "
-            f"deltasync state -c {sandbox.config_path} (the sandbox stops now)"
-        )
+        if keep:
+            console.print(
+                f"state kept in {workdir}; inspect it with: "
+                f"deltasync state -c {sandbox.config_path} (the sandbox stops now)"
+            )
+        else:
+            console.print(
+                "the sandbox stops now and its temporary folder is removed "
+                "(keep the state with --dir DIR)"
+            )
     finally:
         sandbox.stop()
     return max(r.exit_code for r in reports)
 
 
-def _final_state(config: Any, upn: str, console: Console) -> None:
+def _fit_threshold(sandbox: Sandbox, config: Config, console: Console) -> Config:
+    """Raise the demo config's ``max_deactivation_percent`` just enough for its own changes.
+
+    The default 10 % would hold the demo's two scripted deactivations in a tenant of fewer
+    than 20 linked users (``demo --users 20`` links 17); the limit the demo needs is written
+    into its config file, with the reason, and shown.
+    """
+    linked = int(state_summary(config)["links"]["user"]["active"])
+    limit = config.deprovisioning.max_deactivation_percent
+    if linked == 0 or limit * linked >= DEMO_DEACTIVATIONS * 100:
+        return config
+    needed = math.ceil(DEMO_DEACTIVATIONS * 100 / linked)
+    why = (
+        f"demo: {DEMO_DEACTIVATIONS} scripted deactivations of {linked} linked users "
+        f"need max_deactivation_percent {needed} (default {limit:g})"
+    )
+    set_deactivation_percent(sandbox.config_path, needed, why)
+    console.print(f"[dim]   {escape(why)}[/]")
+    return load_config(sandbox.config_path, env=sandbox.env)
+
+
+def _sigterm_interrupts() -> Callable[[], None]:
+    """Make SIGTERM interrupt like Ctrl-C while the demo runs; returns the undo."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+
+    def undo() -> None:
+        signal.signal(signal.SIGTERM, previous)
+
+    return undo
+
+
+def _final_state(config: Config, upn: str, console: Console) -> None:
     summary = state_summary(config)
     links = summary["links"]
     console.print(
@@ -147,9 +217,16 @@ def serve_sandbox(*, users: int, port: int, directory: Path, console: Console) -
     sandbox = start_sandbox(directory.resolve(), users=users, port=port, sync_groups=True)
     env_file = sandbox.write_env_file()
     console.print(f"sandbox running: {users} Entra users")
-    console.print(f"  config:   {sandbox.config_path}")
-    console.print(f"  secrets:  {env_file} (export them with: source {env_file})")
-    console.print(f"  then run: deltasync sync -c {sandbox.config_path} --dry-run")
+    console.print(f"  config:    {sandbox.config_path}")
+    console.print(f"  secrets:   {env_file}")
+    console.print("  in another terminal:")
+    console.print(f"    source {env_file}")
+    console.print(f"    export DELTASYNC_CONFIG={sandbox.config_path}")
+    console.print("    deltasync sync --dry-run")
+    console.print(
+        f"  change the tenant: deltasync sandbox edit --dir {directory} disable USER "
+        "(or enable, rename, set, delete, restore, add-member, remove-member)"
+    )
     console.print("Ctrl-C stops it.")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -160,3 +237,15 @@ def serve_sandbox(*, users: int, port: int, directory: Path, console: Console) -
     finally:
         sandbox.stop()
     return 0
+
+
+def edit_sandbox(directory: Path, action: str, args: list[str]) -> str:
+    """Change the tenant of the sandbox running in ``directory`` through Graph's write API.
+
+    Returns one line saying what changed; a usage error (no sandbox in the folder, an unknown
+    user or property) is a :class:`UsageError`, a failed request a :class:`RunFailedError`.
+    """
+    try:
+        return edit(directory, action, args, env=dict(os.environ))
+    except EditError as exc:
+        raise (UsageError if exc.usage else RunFailedError)(str(exc)) from None

@@ -1,9 +1,9 @@
-"""``export-excel``: the mirrored users (and a run's plan, field by field) as an .xlsx file."""
+"""``export-excel``, ``--export-excel`` and ``--metrics-file``: the files a run leaves for people
+and for monitoring, written by :mod:`deltasync.export`."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,55 +53,32 @@ def mirrored_users(config: Config) -> list[dict[str, Any]]:
         return rows
 
 
-def export_excel(path: Path, users: Sequence[Mapping[str, Any]], report: RunReport | None) -> Path:
-    """Write the mirrored users (and a run's plan, field by field) to an .xlsx file."""
-    from openpyxl import Workbook
-    from openpyxl.utils import get_column_letter
+def check_output_paths(excel: Path | None = None, metrics: Path | None = None) -> None:
+    """Raise UsageError for an ``--export-excel`` or ``--metrics-file`` path that cannot be
+    written; called before a run starts, so a typo costs a second, not an hour."""
+    from deltasync.export.excel import check_export_path
+    from deltasync.export.metrics import check_metrics_path
 
-    wb = Workbook()
-    ws = wb.active
-    assert ws is not None
-    ws.title = "Entra users"
-    headers = list(users[0].keys()) if users else ["entra_id"]
-    ws.append(headers)
-    for row in users:
-        ws.append([_cell(row.get(h)) for h in headers])
-    if report is not None:
-        plan = wb.create_sheet("Plan")
-        plan.append(
-            ["user", "entra_id", "kind", "action", "field", "old", "new", "reason", "result"]
-        )
-        for a in report.actions:
-            changes = a["changes"] or ({} if a.get("groups") else {"": [None, None]})
-            for name, (old, new) in changes.items():
-                plan.append(
-                    [
-                        a["label"],
-                        a["entra_id"],
-                        a["kind"],
-                        a["op"],
-                        name,
-                        _cell(old),
-                        _cell(new),
-                        a["reason"],
-                        a["result"],
-                    ]
-                )
-            for entry in a.get("groups") or ():  # "+name" / "−name": one row per group
-                sign, group = entry[:1], entry[1:]
-                old, new = (None, group) if sign == "+" else (group, None)
-                row = [a["label"], a["entra_id"], a["kind"], a["op"], f"{sign}group", old, new]
-                plan.append([*row, a["reason"], a["result"]])
-    for sheet in wb.worksheets:
-        sheet.freeze_panes = "A2"
-        for i, _ in enumerate(next(sheet.iter_rows(max_row=1)), start=1):
-            sheet.column_dimensions[get_column_letter(i)].width = 22
-    path.parent.mkdir(parents=True, exist_ok=True)
-    wb.save(path)
-    return path
+    if excel is not None:
+        check_export_path(excel)
+    if metrics is not None:
+        check_metrics_path(metrics)
 
 
-def _cell(value: Any) -> Any:
-    if isinstance(value, (list, dict)):
-        return json.dumps(value, ensure_ascii=False)
-    return value
+def export_excel(config: Config, path: Path, report: RunReport | None = None) -> list[Path]:
+    """Write the mirrored users (and a run's plan, one row per field change) to ``path``:
+    .xlsx with two sheets, or .csv (the plan then beside it). Returns the files written."""
+    from deltasync.export.excel import plan_csv_path, write_users
+
+    actions = None if report is None else report.actions
+    write_users(path, mirrored_users(config), actions, timezone=config.timezone)
+    if actions is not None and path.suffix.lower() == ".csv":
+        return [path, plan_csv_path(path)]
+    return [path]
+
+
+def write_metrics(path: Path, report: Mapping[str, Any]) -> None:
+    """The run's figures (``RunReport.as_dict()``) as a Prometheus text file, atomically."""
+    from deltasync.export.metrics import write_metrics as write
+
+    write(path, report)

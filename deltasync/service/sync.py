@@ -10,13 +10,14 @@ import asyncio
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from deltasync.config import Config
 from deltasync.eliza.client import DryRunEliza, ElizaClient, Resource
-from deltasync.engine import Engine, EngineSettings, RunOptions, RunReport
+from deltasync.engine import NO_PROGRESS, Engine, EngineSettings, Progress, RunOptions, RunReport
 from deltasync.errors import DeltaSyncError, LeaseHeldError
 from deltasync.graph.client import GraphSource
 from deltasync.service.settings import SyncFlags, engine_settings
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from deltasync.state import StateStore
 
 Log = Callable[[str], None]
+OnReport = Callable[[RunReport], None]
 NO_FLAGS = SyncFlags()
 
 
@@ -52,23 +54,42 @@ def run_sync(
     *,
     seams: Seams = Seams(),
     log: Log = lambda _m: None,
+    progress: Progress = NO_PROGRESS,
+    on_report: OnReport = lambda _r: None,
 ) -> RunReport:
-    """The hourly job (and resync): pull, plan, push, under the lease, recorded as a run."""
+    """The hourly job (and resync): pull, plan, push, under the lease, recorded as a run.
+
+    ``on_report`` receives the run's report once the run has ended, also when it failed (then
+    with ``error`` set, before the exception propagates), so a failed run can be reported with
+    what it did up to the failure.
+    """
     settings = engine_settings(config, flags)
     with store_for(config) as store:
         holder = lease_holder()
         if not store.acquire_lease(holder):
-            info = store.lease_info()
-            raise LeaseHeldError(f"another run holds the lease ({info}); nothing was done")
+            raise LeaseHeldError(
+                f"another run holds the lease ({lease_words(store.lease_info())}); nothing was done"
+            )
         try:
             run_id = store.start_run(opts.command, opts.dry_run)
-            report = asyncio.run(_run(config, store, settings, opts, seams, holder, run_id, log))
+            seen = _Seen()
+            try:
+                report = asyncio.run(
+                    _run(config, store, settings, opts, seams, holder, run_id, log, progress, seen)
+                )
+            except BaseException as exc:
+                if seen.report is None:
+                    seen.report = RunReport(opts.command, opts.dry_run, run_id=run_id)
+                    seen.report.error = _error_text(exc)
+                on_report(seen.report)
+                raise
             keep_dirty = flags.skip_users or flags.skip_persons
             if keep_dirty:
                 report.warnings.append(
                     "--skip-users/--skip-mitarbeitende: the next run without them "
                     "plans every object again"
                 )
+            on_report(report)
             return report
         finally:
             store.release_lease(holder)
@@ -83,13 +104,24 @@ async def _run(
     holder: str,
     run_id: int,
     log: Log,
+    progress: Progress,
+    seen: _Seen,
 ) -> RunReport:
     source = GraphSource.from_config(
         config.entra, transport=seams.graph_transport, credential=seams.credential
     )
     client = ElizaClient.from_config(config.eliza, transport=seams.eliza_transport)
     target: Any = DryRunEliza(client) if opts.dry_run else client
-    engine = Engine(store, source, target, settings, resources=Resource, holder=holder, log=log)
+    engine = Engine(
+        store,
+        source,
+        target,
+        settings,
+        resources=Resource,
+        holder=holder,
+        log=log,
+        progress=progress,
+    )
     engine.run_id = run_id
     report: RunReport | None = None
     try:
@@ -97,21 +129,50 @@ async def _run(
         return report
     except Exception as exc:
         report = engine.report or RunReport(opts.command, opts.dry_run)
-        report.error = (
-            str(exc) if isinstance(exc, DeltaSyncError) else f"{type(exc).__name__}: {exc}"
-        )
+        report.error = _error_text(exc)
         raise
     finally:
         if report is None:
             report = engine.report
         if report is not None:
             report.run_id = run_id
+            seen.report = report
             status = report.status if report.error is None else "failed"
             store.finish_run(run_id, status, report.exit_code, _stored_report(report))
         else:
             store.finish_run(run_id, "failed", 1, {"error": "run did not start"})
         await source.aclose()
         await client.aclose()
+
+
+class _Seen:
+    """The report of a run, kept for ``on_report`` when the run fails."""
+
+    def __init__(self) -> None:
+        self.report: RunReport | None = None
+
+
+def _error_text(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, DeltaSyncError) else f"{type(exc).__name__}: {exc}"
+
+
+def lease_words(info: Mapping[str, Any] | None) -> str:
+    """Who holds the lease and until when, for people (``lease_info`` is a dict)."""
+    if not info:
+        return "its holder is unknown"
+    host, _, rest = str(info.get("holder") or "").partition(":")
+    pid = rest.partition(":")[0]
+    who = f"process {pid} on {host}" if pid else (host or "an unknown process")
+    expires = info.get("expires_at")
+    if not expires:
+        return who
+    try:
+        at = datetime.fromisoformat(str(expires))
+    except ValueError:
+        return f"{who}, until {expires}"
+    if at.utcoffset() is not None:
+        at = at.astimezone(UTC)
+    return f"{who}, until {at:%Y-%m-%d %H:%M:%S} UTC unless it renews it"
 
 
 def _stored_report(report: RunReport) -> dict[str, Any]:

@@ -104,14 +104,14 @@ def report_of(result: Result) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ sync
-def test_sync_exits_0_and_reports_on_stderr_only(cli: Cli, sandbox: Sandbox, cfg: str) -> None:
+def test_sync_exits_0_and_reports_on_stdout(cli: Cli, sandbox: Sandbox, cfg: str) -> None:
     scope = in_scope(sandbox)
     first = cli("sync", "-c", cfg)
     assert first.code == 0, first.err
-    assert first.out == ""
-    assert f"user: create {len(scope)}" in first.err
-    assert f"person: create {len(scope)}" in first.err
-    assert "full round" in first.err
+    assert "actions:" not in first.err and "applied" not in first.err  # the report: stdout
+    assert f"user: create {len(scope)}" in first.out
+    assert f"person: create {len(scope)}" in first.out
+    assert "full round" in first.out
     assert set(linked_users(sandbox)) == {u["id"] for u in scope}
 
     changed = scope[0]
@@ -119,11 +119,11 @@ def test_sync_exits_0_and_reports_on_stderr_only(cli: Cli, sandbox: Sandbox, cfg
     sandbox.graph.update_user(changed["id"], jobTitle="Leiterin Pflege")
     second = cli("sync", "-c", cfg)
     assert second.code == 0, second.err
-    assert second.out == ""
-    assert "incremental round" in second.err
-    action = next(line for line in second.err.splitlines() if "person" in line and "update" in line)
+    assert "Leiterin Pflege" not in second.err
+    assert "incremental round" in second.out
+    action = next(line for line in second.out.splitlines() if "person" in line and "update" in line)
     assert changed["userPrincipalName"] in action
-    assert f"position: {old_title!r} → 'Leiterin Pflege'" in second.err
+    assert f"position: {old_title!r} → 'Leiterin Pflege'" in second.out
 
 
 def test_sync_json_prints_one_report_on_stdout(cli: Cli, sandbox: Sandbox, cfg: str) -> None:
@@ -138,6 +138,7 @@ def test_sync_json_prints_one_report_on_stdout(cli: Cli, sandbox: Sandbox, cfg: 
     assert report["failures"] == [] and report["held"] == [] and report["conflicts"] == []
     assert report["round"]["kind"] == "full"
     assert "actions:" not in result.err  # the human report is not printed besides the JSON
+    assert "applied" not in result.err
 
 
 def test_dry_run_lists_every_action_with_old_and_new_and_writes_nothing(
@@ -147,13 +148,13 @@ def test_dry_run_lists_every_action_with_old_and_new_and_writes_nothing(
     dry = cli("sync", "-c", cfg, "--dry-run")
     assert dry.code == 0, dry.err
     assert sandbox.eliza.write_count == 0
-    assert "nothing was written" in dry.err
+    assert "nothing was written" in dry.out
     for u in scope:
-        lines = [line for line in dry.err.splitlines() if u["userPrincipalName"] + " " in line]
+        lines = [line for line in dry.out.splitlines() if u["userPrincipalName"] + " " in line]
         assert any("user" in line and "create" in line for line in lines), u["userPrincipalName"]
         assert any("person" in line and "create" in line for line in lines)
-        assert f"username: null → {u['userPrincipalName']!r}" in dry.err
-    actions = [line for line in dry.err.splitlines() if line.startswith("  + ")]
+        assert f"username: null → {u['userPrincipalName']!r}" in dry.out
+    actions = [line for line in dry.out.splitlines() if line.startswith("  + ")]
     assert len(actions) == 2 * len(scope)
     assert service.state_summary(load_config(sandbox.config_path))["links"]["user"]["active"] == 0
 
@@ -163,7 +164,7 @@ def test_dry_run_lists_every_action_with_old_and_new_and_writes_nothing(
     sandbox.eliza.reset_log()
     update = cli("sync", "-c", cfg, "--dry-run")
     assert update.code == 0
-    assert f"abteilung: {changed.get('department')!r} → 'Hauswirtschaft'" in update.err
+    assert f"abteilung: {changed.get('department')!r} → 'Hauswirtschaft'" in update.out
     assert sandbox.eliza.write_count == 0
     assert linked_persons(sandbox)[changed["id"]]["abteilung"] == changed.get("department")
 
@@ -172,6 +173,7 @@ def test_dry_run_exports_users_and_the_plan_field_by_field(
     cli: Cli, sandbox: Sandbox, cfg: str, tmp_path: Path
 ) -> None:
     plan_file = tmp_path / "out" / "plan.xlsx"
+    plan_file.parent.mkdir()  # a missing folder is a usage error now (a typo fails at once)
     result = cli("sync", "-c", cfg, "--dry-run", "--export-excel", plan_file, "--json")
     assert result.code == 0, result.err
     assert sandbox.eliza.write_count == 0
@@ -207,7 +209,7 @@ def test_limit_users_applies_that_many_and_the_next_run_the_rest(
     assert first.code == 0, first.err
     assert len(linked_users(sandbox)) == 3
     assert len(linked_persons(sandbox)) == 3
-    assert "wait for later runs" in first.err
+    assert "wait for later runs" in first.out
     second = cli("sync", "-c", cfg, "--json")
     assert second.code == 0
     rest = len(in_scope(sandbox)) - 3
@@ -386,7 +388,7 @@ def test_state_failures_lists_a_rejected_push_and_when_it_is_retried(
     )
     run = cli("sync", "-c", cfg)
     assert run.code == 3, run.err
-    assert "failures:" in run.err
+    assert "failures:" in run.out
     result = cli("state", "failures", "-c", cfg)
     assert result.code == 0
     assert "ERROR" in result.out and "next try" in result.out
@@ -635,8 +637,8 @@ def test_conflict_exits_3_is_listed_and_a_dry_run_still_exits_0(
     assert dry.code == 0, dry.err
     run = cli("sync", "-c", cfg)
     assert run.code == 3, run.err
-    assert "conflicts:" in run.err
-    assert victim["userPrincipalName"] in run.err
+    assert "conflicts:" in run.out
+    assert victim["userPrincipalName"] in run.out
     failures = json.loads(cli("state", "failures", "-c", cfg, "--json").out)
     assert {(f["entra_id"], f["category"]) for f in failures} == {(victim["id"], "conflict")}
     assert "CONFLICT" in cli("state", "failures", "-c", cfg).out
@@ -656,12 +658,12 @@ def test_held_deactivations_exit_4_until_allow_deletes(
         sandbox.graph.disable_user(u["id"])
     dry = cli("sync", "-c", strict, "--dry-run")
     assert dry.code == 0
-    assert "held:" in dry.err
+    assert "held:" in dry.out
     held = cli("sync", "-c", strict)
     assert held.code == 4, held.err
-    assert "held:" in held.err and "--allow-deletes" in held.err
+    assert "held:" in held.out and "--allow-deletes" in held.out
     for u in leavers:
-        assert u["userPrincipalName"] in held.err
+        assert u["userPrincipalName"] in held.out
         assert linked_users(sandbox)[u["id"]]["is_active"] is True
     assert "held deactivations: 3" in cli("state", "-c", strict).out
     released = cli("sync", "-c", strict, "--allow-deletes")

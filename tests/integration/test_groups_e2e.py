@@ -279,7 +279,7 @@ def test_dry_run_shows_group_changes_by_name_and_state_explains_each_group(
     console = Console(record=True, width=200)
     render_report(dry, console=console)
     assert "+group Kader" in console.export_text()
-    book = service.export_excel(tmp_path / "plan.xlsx", [], dry)
+    (book,) = service.export_excel(flat, tmp_path / "plan.xlsx", dry)
     rows = [list(r) for r in load_workbook(book)["Plan"].iter_rows(values_only=True)]
     assert [
         joiner["userPrincipalName"],

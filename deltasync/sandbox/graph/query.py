@@ -29,6 +29,7 @@ _ODATA_OPTIONS: Final = frozenset(
 )
 _MAX_FILTER_IDS: Final = 50
 _FILTER_TERM: Final = re.compile(r"\s*id\s+eq\s+'([^']*)'\s*", re.IGNORECASE)
+_LIST_TERM: Final = re.compile(r"\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*", re.IGNORECASE)
 
 
 def options(request: httpx.Request) -> dict[str, str]:
@@ -89,3 +90,22 @@ def parse_filter(raw: str | None) -> frozenset[str] | None:
             f"Unsupported Query. At most {_MAX_FILTER_IDS} ids can be given in $filter.",
         )
     return frozenset(ids)
+
+
+def list_filter(schema: Schema, raw: str | None) -> list[tuple[str, str]] | None:
+    """``prop eq 'value' [and …]`` on a plain list (``GET /users``), None without a filter.
+
+    Enough for looking an object up by ``userPrincipalName``, ``mail``, ``displayName`` or
+    ``id``; anything else is ``Request_UnsupportedQuery``, as Graph answers an unsupported
+    filter.
+    """
+    if raw is None or not raw.strip():
+        return None
+    terms: list[tuple[str, str]] = []
+    for term in re.split(r"\s+and\s+", raw.strip(), flags=re.IGNORECASE):
+        match = _LIST_TERM.fullmatch(term)
+        known = schema.canonical(match.group(1)) if match else None
+        if match is None or known in (None, schema.relation) or known in schema.collections:
+            raise GraphError(400, "Request_UnsupportedQuery", "Unsupported Query.")
+        terms.append((known, match.group(2).replace("''", "'")))
+    return terms

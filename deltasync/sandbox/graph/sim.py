@@ -5,7 +5,8 @@ has to behave like real Graph in every way a delta client can get wrong (see
 shared/reference/graph-delta.md §1, §2, §4.7, §4.8). The layers: :class:`Tenant` holds the
 directory and its change log, :class:`DeltaFeed` turns the log into delta rounds, and
 :class:`GraphSim` here routes HTTP requests, checks bearer tokens against :class:`TokenSim`
-and permissions, injects queued faults and serves plain reads. ``handle(request) ->
+and permissions, injects queued faults and serves plain reads; :mod:`.writes` serves the
+Graph writes (create, update, soft delete, restore, member ``$ref``). ``handle(request) ->
 response`` serves both ``httpx.MockTransport(sim.handle)`` in-process and the loopback server.
 """
 
@@ -26,12 +27,19 @@ import httpx
 from deltasync.sandbox.graph import tenant_data as td
 from deltasync.sandbox.graph.delta import DeltaFeed
 from deltasync.sandbox.graph.faults import FaultQueue
+from deltasync.sandbox.graph.query import list_filter, parse_select
 from deltasync.sandbox.graph.query import options as query_options
-from deltasync.sandbox.graph.query import parse_select
-from deltasync.sandbox.graph.schema import SCHEMAS, Schema
+from deltasync.sandbox.graph.schema import SCHEMAS, USERS, Schema
 from deltasync.sandbox.graph.tenant import Obj
 from deltasync.sandbox.graph.token import TokenSim
 from deltasync.sandbox.graph.wire import GraphError, SimRequest, json_response, log_request, origin
+from deltasync.sandbox.graph.writes import (
+    deleted_items,
+    find_user,
+    handle_write,
+    matches,
+    not_found,
+)
 
 
 class GraphSim(DeltaFeed):
@@ -181,8 +189,12 @@ class GraphSim(DeltaFeed):
             raise GraphError(404, "UnknownResource", f"Resource not found for '{path}'.")
         segments = [s for s in path[len(base_path) + 1 :].split("/") if s]
         if request.method not in ("GET", "HEAD"):
-            raise GraphError(405, "Request_BadRequest", "The HTTP method is not allowed.")
+            return handle_write(self, self._base_url, request, segments, headers)
         options = query_options(request)
+        if segments[:2] == ["directory", "deletedItems"]:
+            self._check_permission(USERS)
+            body = deleted_items(self, self._base_url, request, segments)
+            return json_response(200, body, headers)
         if len(segments) == 2 and segments[0] in SCHEMAS:
             schema = SCHEMAS[segments[0]]
             if re.fullmatch(r"(microsoft\.graph\.)?delta(\(\))?", segments[1]):
@@ -228,14 +240,9 @@ class GraphSim(DeltaFeed):
     def _get_one(
         self, schema: Schema, object_id: str, options: dict[str, str], headers: dict[str, str]
     ) -> httpx.Response:
-        obj = self._objs.get(object_id)
+        obj = find_user(self, object_id) if schema is USERS else self._objs.get(object_id)
         if obj is None or not self._live(obj, schema):
-            raise GraphError(
-                404,
-                "Request_ResourceNotFound",
-                f"Resource '{object_id}' does not exist or one of its queried reference-property "
-                "objects are not present.",
-            )
+            raise not_found(object_id)
         select = parse_select(schema, options.get("select"))
         body = self._render_plain(obj, select)
         body["@odata.context"] = f"{self._context(schema, select)}/$entity"
@@ -261,7 +268,10 @@ class GraphSim(DeltaFeed):
             remaining, select, _ = saved
         else:
             select = parse_select(schema, options.get("select"))
-            remaining = [o.id for o in self._objs.values() if self._live(o, schema)]
+            terms = list_filter(schema, options.get("filter"))
+            remaining = [
+                o.id for o in self._objs.values() if self._live(o, schema) and matches(o, terms)
+            ]
         try:
             top = max(1, min(999, int(options.get("top", "100"))))
         except ValueError:

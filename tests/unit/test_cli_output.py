@@ -1,0 +1,204 @@
+"""The stderr renderers of a run (plain lines rate-limited by an injected clock, rich bars),
+the program name in hints, and messages without Python reprs."""
+
+from __future__ import annotations
+
+import io
+import re
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+from rich.console import Console
+
+from deltasync.cli.output import PlainOutput, RichOutput, run_output
+from deltasync.cli.prog import prog_name
+from deltasync.cli.state import candidate_text
+from deltasync.eliza.http import transport_words
+from deltasync.errors import without_reprs
+from deltasync.service.sync import lease_words
+
+T0 = datetime(2026, 12, 2, 6, 10, tzinfo=UTC)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.s = 0.0
+
+    def mono(self) -> float:
+        return self.s
+
+    def wall(self) -> datetime:
+        return T0 + timedelta(seconds=self.s)
+
+
+def plain(clock: Clock, *, hold: bool = False) -> tuple[PlainOutput, list[str]]:
+    lines: list[str] = []
+    output = PlainOutput(lines.append, hold=hold, clock=clock.mono, wallclock=clock.wall)
+    return output, lines
+
+
+def test_plain_lines_carry_a_utc_timestamp_and_the_run_id_even_when_logged_before_it() -> None:
+    clock = Clock()
+    output, lines = plain(clock)
+    output.log("warning: early")  # before the run has an id: held until it has one
+    assert lines == []
+    output.begin(42)
+    output.log("full round: no delta token yet")
+    assert lines == [
+        "2026-12-02T06:10:00Z run 42 warning: early",
+        "2026-12-02T06:10:00Z run 42 full round: no delta token yet",
+    ]
+
+
+def test_plain_progress_at_most_one_line_a_minute_and_one_line_per_phase() -> None:
+    clock = Clock()
+    output, lines = plain(clock)
+    output.begin(7)
+    output.phase("pull")
+    for _ in range(300):  # 300 pages over 5 minutes, one a second
+        clock.s += 1
+        output.advance(100, pages=1)
+    output.done()
+    progress = [line for line in lines if line.endswith("so far")]
+    assert len(progress) == 5  # at 60, 120, 180, 240, 300 s
+    assert progress[0] == "2026-12-02T06:11:00Z run 7 pull: 60 pages, 6000 objects (100/s) so far"
+    assert (
+        lines[-1]
+        == "2026-12-02T06:15:00Z run 7 pull: 300 pages, 30000 objects (100/s) in 5 min 0 s"
+    )
+    assert len(lines) == 6
+
+    lines.clear()
+    output.phase("push", 1000)
+    clock.s += 30
+    output.advance(250)
+    assert lines == []  # under a minute since the phase began
+    clock.s += 30
+    output.advance(250)
+    assert lines == [
+        "2026-12-02T06:16:00Z run 7 push: 500/1000 objects (8/s, about 60.0 s left) so far"
+    ]
+    output.done()
+    output.phase("push", 0)
+    output.done()
+    assert lines[-1].endswith("run 7 push: nothing to do")
+
+
+def test_plain_hold_drops_an_idle_run_and_shows_a_run_worth_showing() -> None:
+    clock = Clock()
+    idle, idle_lines = plain(clock, hold=True)
+    idle.begin(1)
+    idle.log("pull: 1 page")
+    idle.close(show=False)
+    assert idle_lines == []
+    busy, busy_lines = plain(clock, hold=True)
+    busy.log("warning: before the run")
+    busy.begin(2)
+    busy.log("push: 3 objects")
+    assert busy_lines == []
+    busy.close(show=True)
+    assert [line.split(" ", 1)[1] for line in busy_lines] == [
+        "run 2 warning: before the run",
+        "run 2 push: 3 objects",
+    ]
+
+
+def test_a_run_that_never_got_an_id_still_flushes_its_lines() -> None:
+    output, lines = plain(Clock())
+    output.log("error: another run holds the lease")
+    output.close()
+    assert lines == ["2026-12-02T06:10:00Z deltasync error: another run holds the lease"]
+
+
+def test_rich_bars_on_a_terminal_and_plain_lines_without_one() -> None:
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=120)
+    output = run_output(console, hold=False)
+    assert isinstance(output, RichOutput)
+    output.begin(3)
+    output.phase("pull")
+    output.advance(500, pages=1)
+    output.done()
+    output.phase("push", 10)
+    output.advance(4)
+    output.log("pushed some")
+    output.done()
+    output.close()
+    text = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", buffer.getvalue())
+    assert "500/500 objects, 1 page" in text
+    assert "4/10 objects" in text
+    assert "ETA" in text and "pushed some" in text
+    assert isinstance(run_output(Console(file=io.StringIO()), hold=False), PlainOutput)
+
+
+@pytest.mark.parametrize(
+    ("argv0", "env", "expected"),
+    [
+        ("/usr/local/bin/deltasync", {}, "deltasync"),
+        ("/srv/app/.venv/bin/deltasync", {"UV_RUN_RECURSION_DEPTH": "1"}, "uv run deltasync"),
+        ("/x/deltasync/__main__.py", {}, "python -m deltasync"),
+        ("/x/deltasync/__main__.py", {"UV_RUN_RECURSION_DEPTH": "1"}, "uv run python -m deltasync"),
+        ("/usr/bin/pytest", {}, "deltasync"),
+    ],
+)
+def test_prog_name_follows_how_deltasync_was_started(
+    argv0: str, env: dict[str, str], expected: str
+) -> None:
+    assert prog_name([argv0, "sync"], env) == expected
+
+
+def test_messages_name_hosts_and_holders_without_python_reprs() -> None:
+    aio = (
+        "Cannot connect to host login.microsoftonline.com:443 "
+        "ssl:<ssl.SSLContext object at 0x7f3a2c1b0e50> [Name or service not known]"
+    )
+    assert without_reprs(aio) == (
+        "Cannot connect to host login.microsoftonline.com:443 [Name or service not known]"
+    )
+    assert transport_words(httpx.ConnectError("")) == "ConnectError"
+    info = {"holder": "cron-01:4711:ab12cd34", "expires_at": "2026-12-02T06:12:00+00:00"}
+    assert (
+        lease_words(info)
+        == "process 4711 on cron-01, until 2026-12-02 06:12:00 UTC unless it renews it"
+    )
+    assert lease_words(None) == "its holder is unknown"
+    candidate = {"id": 3, "username": "chef", "email": None, "is_superuser": True}
+    assert candidate_text(candidate) == "#3 username='chef', is_superuser=true"
+
+
+def test_eliza_connection_errors_name_the_host() -> None:
+    import asyncio
+
+    from deltasync.eliza.http import ElizaHttp
+    from deltasync.errors import ServiceUnavailableError
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("[Errno 111] Connection refused", request=request)
+
+    async def no_sleep(_s: float) -> None:
+        return None
+
+    http = ElizaHttp(
+        "https://eliza.example.ch",
+        "token",
+        timeout_s=1,
+        max_concurrency=1,
+        ca_bundle=None,
+        transport=httpx.MockTransport(refuse),
+        retry_base_delay_s=0,
+        max_retries=1,
+        sleep=no_sleep,
+    )
+
+    async def attempt() -> None:
+        try:
+            await http.send("GET", "/api/users/")
+        finally:
+            await http.aclose()
+
+    with pytest.raises(ServiceUnavailableError) as caught:
+        asyncio.run(attempt())
+    assert "eliza.example.ch:443" in str(caught.value)
+    assert "Connection refused" in str(caught.value)
+    assert "object at 0x" not in str(caught.value)
