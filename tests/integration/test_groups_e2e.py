@@ -307,3 +307,20 @@ def test_dry_run_shows_group_changes_by_name_and_state_explains_each_group(
     summary = service.state_summary(flat)
     assert summary["groups"]["linked"] == summary["groups"]["in_scope"] > 0
     assert [c["resource"] for c in summary["cursors"]] == ["users", "groups"]
+
+
+def test_a_field_change_and_a_membership_change_of_one_user_are_one_patch(
+    sandbox: Sandbox, config: Config
+) -> None:
+    sync(config)
+    kader = group_id(sandbox, "Kader")
+    joiner = outsider(sandbox, kader)
+    sandbox.graph.update_user(joiner["id"], givenName="Zoë-Neu")
+    sandbox.graph.add_member(kader, joiner["id"])
+    sandbox.eliza.reset_log()
+    assert sync(config).exit_code == 0
+    (user,) = eliza_user_of(sandbox, joiner["id"])
+    (patch,) = [r for r in writes(sandbox) if r.path == f"/api/user/{user['id']}"]
+    assert set(patch.json) == {"first_name", "groups"}
+    assert user["first_name"] == "Zoë-Neu"
+    assert custom_group(sandbox, kader)["id"] in user["groups"]
