@@ -15,6 +15,7 @@ class Kind(enum.StrEnum):
     USER = "user"
     PERSON = "person"
     MEMBERSHIP = "membership"
+    GROUP = "group"  # an ELIZA custom group linked to an Entra group
 
 
 class Removed(enum.StrEnum):
@@ -48,6 +49,7 @@ class MatchedBy(enum.StrEnum):
     SOFT_USERNAME_PROXY = "soft:username+proxy"
     SOFT_EMAIL_PROXY = "soft:email+proxy"
     SOFT_USERNAME_EMAIL_PROXY = "soft:username+email+proxy"
+    NAME = "name"  # a custom group of the same name without another remote_key
 
     @classmethod
     def soft(cls, attributes: Iterable[str]) -> MatchedBy:
@@ -63,17 +65,28 @@ class RoundKind(enum.StrEnum):
 
 
 @dataclass(frozen=True)
+class MemberChange:
+    """One entry of a group's ``members@delta``: a direct member added, or removed."""
+
+    id: str
+    type: str  # "user", "group", or another directory object type ("device", ...)
+    removed: bool = False
+
+
+@dataclass(frozen=True)
 class ObjectChange:
     """One entry of a Graph delta page.
 
     ``props`` holds exactly the keys present in the JSON (absent = unchanged on a minimal
     incremental round; ``None`` = cleared). ``manager@delta`` becomes the ``manager`` key
-    (the manager's id, or ``None`` when removed).
+    (the manager's id, or ``None`` when removed). ``members@delta`` (groups) becomes
+    ``members``: this entry's slice of membership changes, ``None`` when the key is absent.
     """
 
     id: str
     props: Mapping[str, Any]
     removed: Removed | None = None
+    members: tuple[MemberChange, ...] | None = None
 
 
 @dataclass(frozen=True)

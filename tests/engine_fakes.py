@@ -27,6 +27,7 @@ class Names(enum.StrEnum):
     PERSON = "person"
     MEMBERSHIP = "membership"
     ORGUNIT = "orgunit"
+    CUSTOMGROUP = "customgroup"
 
 
 class Crash(Exception):

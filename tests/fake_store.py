@@ -117,6 +117,23 @@ class FakeStore:
     def renew_lease(self, holder: str, ttl_s: int | None = None) -> bool:
         return self.lease_ok
 
+    # group memberships: the engine tests run without groups
+    def all_objects(self, resource: str) -> list[MirrorObject]:
+        return sorted((o for r, o in self.mirror.values() if r == resource), key=lambda o: o.id)
+
+    def objects_by_id(self, resource: str, ids: Iterable[str]) -> list[MirrorObject]:
+        wanted = set(ids)
+        return [o for o in self.all_objects(resource) if o.id in wanted]
+
+    def group_edges(self) -> list[tuple[str, str]]:
+        return []
+
+    def direct_groups(self, member_ids: Iterable[str]) -> dict[str, set[str]]:
+        return {}
+
+    def group_members(self, group_ids: Iterable[str]) -> dict[str, list[tuple[str, str]]]:
+        return {}
+
     # reads
     def get_meta(self, key: str) -> str | None:
         return self.meta.get(key)
@@ -131,9 +148,6 @@ class FakeStore:
             if eid in wanted:
                 out.setdefault(eid, {})[kind] = lk
         return out
-
-    def all_objects(self, resource: str) -> list[MirrorObject]:
-        return sorted((o for r, o in self.mirror.values() if r == resource), key=lambda o: o.id)
 
     def all_links(self, kind: Kind) -> list[Link]:
         return [lk for (_, k), lk in sorted(self.links.items()) if k == kind]

@@ -30,6 +30,7 @@ MARKS = {
     "reactivate": "^",
     "end": "-",
     "reopen": "^",
+    "empty": "-",
 }
 
 
@@ -76,6 +77,8 @@ def render_report(report: RunReport, *, verbose: bool = False, console: Console 
             console.print(escape(f"      {name}: {fmt(old)} → {fmt(new)}{note}"))
         for name, value in (a.get("kept") or {}).items():
             console.print(escape(f"      {name}: {fmt(value)} kept (Entra has none)"))
+        for entry in a.get("groups", ()):
+            console.print(escape(f"      {entry[0]}group {entry[1:]}"))
     counts = report.counts()
     if counts:
         summary = "; ".join(

@@ -37,7 +37,19 @@ def state(
         + (f", {c['round_in_progress']} round in progress" if c["round_in_progress"] else "")
         + (f", last full read {c['last_full_round_at'][:19]}" if c["last_full_round_at"] else "")
     )
+    for c in data["cursors"][1:]:
+        out.print(
+            f"{c['resource']}: delta token {'yes' if c['has_delta_token'] else 'no'}"
+            + (f", last round {c['token_age']} ago" if c["token_age"] else "")
+            + (f", {c['round_in_progress']} round in progress" if c["round_in_progress"] else "")
+        )
     out.print(f"mirror: {data['mirror']['users']} Entra users")
+    g = data["groups"]
+    if g["sync_groups"] or g["mirrored"]:
+        out.print(
+            f"groups: {g['mirrored']} mirrored, {g['in_scope']} in scope, {g['linked']} linked, "
+            f"{g['memberships']} memberships" + ("" if g["sync_groups"] else " (sync_groups off)")
+        )
     for kind, n in data["links"].items():
         out.print(f"linked {kind}s: {n['active']} active, {n['deactivated']} deactivated")
     f = data["failures"]
@@ -122,6 +134,9 @@ def state_user(
                 out.print(escape(f"      {name} = {fmt(value)}"))
         if not u["links"]:
             out.print("  not linked to ELIZA")
+        for g in u.get("groups", ()):
+            why = "directly" if g["via"] is None else f"through {g['via']}"
+            out.print(escape(f"  group {g['name']} (ELIZA #{g['eliza_id']}): {why}"))
         for f in u["failures"]:
             out.print(
                 escape(
@@ -153,9 +168,36 @@ def matched_text(matched_by: str) -> str:
         return "hard match on remote_key"
     if matched_by == "user":
         return "matched as the person of the linked user"
+    if matched_by == "name":
+        return "matched on its name"
     if matched_by.startswith("soft:"):
         return "soft match on " + matched_by[5:].replace("+", " and ")
     return f"matched ({matched_by})"
+
+
+def state_groups(config: ConfigOpt = None, as_json: JsonOpt = False) -> int:
+    """Groups in scope or why not, their ELIZA custom group, their direct member counts."""
+    rows = service.state_groups(load(config, need_secrets=False))
+    if as_json:
+        print_json(rows)
+        return 0
+    if not rows:
+        out.print("no groups mirrored (sync_options.sync_groups reads them)")
+    for r in rows:
+        link = r["link"]
+        linked = (
+            f"ELIZA #{link['eliza_id']} {link['status']}, {matched_text(link['matched_by'])}"
+            if link
+            else "not linked"
+        )
+        members = ", ".join(f"{n} {kind}s" for kind, n in sorted(r["members"].items())) or "empty"
+        out.print(
+            escape(
+                f"{r['name']} ({r['entra_id']}): {r['scope']}; {linked}; {members}"
+                + (" (changes pending)" if r["pending"] else "")
+            )
+        )
+    return 0
 
 
 def state_runs(

@@ -85,10 +85,6 @@ def run(
         orgunit_sync=enable_orgunit_sync,
         assign_to_group=assign_to_group,
     )
-    if cfg.sync_options.sync_groups and not skip_groups:
-        output.log(
-            "note: group sync is not available in this version; sync_options.sync_groups is ignored"
-        )
     seen: list[RunReport] = []
     failure: BaseException | None = None
     try:

@@ -209,6 +209,7 @@ class GroupsConfig:
 
     include: tuple[str, ...] = ()
     nested: str = "direct"  # direct | flatten
+    delete_removed: bool = False  # a group removed in Entra is emptied; deleted only if true
     assign_to_group: int | None = None
 
 

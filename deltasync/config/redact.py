@@ -98,6 +98,7 @@ def config_to_redacted_dict(config: Config) -> dict[str, Any]:
         "groups": {
             "include": list(config.groups.include),
             "nested": config.groups.nested,
+            "delete_removed": config.groups.delete_removed,
             "assign_to_group": config.groups.assign_to_group,
         },
     }

@@ -47,7 +47,7 @@ SECTIONS: Final[dict[str, tuple[str, ...]]] = {
         "max_deactivations",
         "max_deactivation_percent",
     ),
-    "groups": ("include", "nested", "assign_to_group"),
+    "groups": ("include", "nested", "delete_removed", "assign_to_group"),
 }
 TOP_LEVEL: Final = (
     "entra",

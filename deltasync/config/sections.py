@@ -294,5 +294,6 @@ def groups(c: Checker, root: Mapping[str, Any]) -> GroupsConfig:
     return GroupsConfig(
         include=include,
         nested=c.choice(sec, p, "nested", "direct", ("direct", "flatten")),
+        delete_removed=c.boolean(sec, p, "delete_removed", False),
         assign_to_group=c.integer(sec, p, "assign_to_group", None, low=1),
     )

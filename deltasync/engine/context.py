@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from deltasync.engine.directory import Directory
 from deltasync.engine.ledger import Records
@@ -63,6 +64,7 @@ class Run:
     fingerprint_current: bool = False  # the stored plan fingerprint matches the settings
     # --verify-target: fields of a linked object changed in ELIZA by hand
     drift: dict[tuple[str, Kind], set[str]] = field(default_factory=dict)
+    group_rows: list[dict[str, Any]] | None = None  # ELIZA's custom groups, read once to match
     progress: Progress = NO_PROGRESS
 
     def link(self, entra_id: str, kind: Kind) -> Link | None:

@@ -11,6 +11,7 @@ from deltasync.errors import ConflictError
 from deltasync.matching import Match, Outcome, decide_person, decide_user, soft_keys
 from deltasync.models import Kind, Link, MatchedBy
 from deltasync.plan.actions import Action
+from deltasync.plan.groups import match_group
 from deltasync.plan.resolve import resolve_fields
 
 
@@ -30,6 +31,8 @@ async def existing(run: Run, a: Action) -> tuple[Mapping[str, Any] | None, Match
         return await _match_user(run, a)
     if a.kind == Kind.PERSON:
         return await _match_person(run, a)
+    if a.kind == Kind.GROUP:
+        return _match_group(run, a)
     person = run.link(a.entra_id, Kind.PERSON)
     adopted = person is not None and person.matched_by != MatchedBy.CREATED
     if adopted or run.ledger.create_pending(a.entra_id, a.kind):
@@ -95,6 +98,17 @@ async def _match_person(run: Run, a: Action) -> tuple[Mapping[str, Any] | None, 
         user_id=user_id,
     )
     return _decided(decision)
+
+
+def _match_group(run: Run, a: Action) -> tuple[Mapping[str, Any] | None, MatchedBy]:
+    """The custom group by remote_key, else by a name no other remote_key holds."""
+    rows = run.group_rows or []
+    target, how, conflict = match_group(a.entra_id, a.label, rows)
+    if conflict is not None:
+        raise ConflictError(conflict, status=None, body=[dict(r) for r in rows if r is target])
+    if target is None or how is None:
+        return None, MatchedBy.CREATED
+    return target, how
 
 
 async def _find_membership(run: Run, a: Action) -> Mapping[str, Any] | None:

@@ -5,22 +5,29 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
 
 from deltasync.engine.context import Run
+from deltasync.engine.groups import GROUPS, GroupRound, users_to_plan, with_groups
 from deltasync.engine.ledger import PLAN_FINGERPRINT
 from deltasync.engine.report import action_json
 from deltasync.mapping import ExpressionError
 from deltasync.matching import protection
 from deltasync.models import Kind, LinkStatus, MirrorObject
 from deltasync.plan.actions import ObjectPlan, Plan
+from deltasync.plan.groups import removals
 from deltasync.plan.objects import plan_object
 from deltasync.plan.reasons import relabel
 from deltasync.plan.scope import label
 from deltasync.plan.threshold import apply_threshold
 
 
-async def plan(run: Run) -> Plan:
-    """What this run will do; reads links and failures, and ELIZA only for --verify-target."""
+async def plan(run: Run, groups: GroupRound | None = None) -> Plan:
+    """What this run will do; reads links and failures, and ELIZA only for --verify-target.
+
+    With group sync (``groups``), the users' ``groups`` are decided too, and the members of
+    the groups linked just now are planned along with the dirty objects.
+    """
     opts, report, settings = run.opts, run.report, run.settings
     run.fingerprint_current = run.store.get_meta(PLAN_FINGERPRINT) == settings.plan_fingerprint
     everything = opts.verify_target or not run.fingerprint_current
@@ -28,8 +35,13 @@ async def plan(run: Run) -> Plan:
     objects = [
         o
         for spec in settings.resources
+        if spec.name != GROUPS  # planned by deltasync.engine.groups
         for o in run.store.dirty_objects(spec.name, due, everything=everything)
     ]
+    extra = users_to_plan(run, groups, objects)
+    if extra:
+        users = settings.resources[0].name
+        objects = sorted([*objects, *run.store.objects_by_id(users, extra)], key=lambda o: o.id)
     if not objects:
         return Plan(())  # nothing dirty: no further reads (the idle hourly run)
     run.ledger.known_failures(f.entra_id for f in run.store.failures())
@@ -51,6 +63,7 @@ async def plan(run: Run) -> Plan:
         except ExpressionError as exc:
             _fail_planning(run, o, exc)
     run.objects = {o.id: o for o in objects}
+    plans = with_groups(run, groups, plans)
     result = apply_threshold(
         plans,
         linked_users=run.store.count_links(Kind.USER, status=LinkStatus.ACTIVE),
@@ -61,10 +74,18 @@ async def plan(run: Run) -> Plan:
     if result.held:
         report.threshold = result.threshold_reason
         for held in result.held:
-            report.held.append(
-                {"entra_id": held.entra_id, "label": held.label, "status": held.status}
+            entry: dict[str, Any] = {
+                "entra_id": held.entra_id,
+                "label": held.label,
+                "status": held.status,
+            }
+            dropped = sum(removals(a) for a in held.actions)
+            if dropped:
+                entry["group_removals"] = dropped
+            report.held.append(entry)
+            report.actions.extend(
+                action_json(a, "held") for a in held.actions if a.deprovisions or removals(a)
             )
-            report.actions.extend(action_json(a, "held") for a in held.actions if a.deprovisions)
         run.log(f"deactivations held: {result.threshold_reason}")
     report.out_of_scope = dict(Counter(filter(None, map(_left_out, result.objects))))
     notes = Counter(n for p in result.objects for n in p.notes)

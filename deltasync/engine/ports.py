@@ -48,12 +48,18 @@ class Collections(Protocol):
     @property
     def ORGUNIT(self) -> str: ...
 
+    @property
+    def CUSTOMGROUP(self) -> str: ...
+
 
 def collection(names: Collections, kind: Kind) -> str:
     """The target's collection that holds objects of ``kind``."""
-    return {Kind.USER: names.USER, Kind.PERSON: names.PERSON, Kind.MEMBERSHIP: names.MEMBERSHIP}[
-        kind
-    ]
+    return {
+        Kind.USER: names.USER,
+        Kind.PERSON: names.PERSON,
+        Kind.MEMBERSHIP: names.MEMBERSHIP,
+        Kind.GROUP: names.CUSTOMGROUP,
+    }[kind]
 
 
 class Target(Protocol):
@@ -110,14 +116,23 @@ class Store(Protocol):
 
     def renew_lease(self, holder: str, ttl_s: int | None = None) -> bool: ...
 
+    # group memberships (mirrored by the pull phase)
+    def all_objects(self, resource: str) -> list[MirrorObject]: ...
+
+    def objects_by_id(self, resource: str, ids: Iterable[str]) -> list[MirrorObject]: ...
+
+    def group_edges(self) -> list[tuple[str, str]]: ...
+
+    def direct_groups(self, member_ids: Iterable[str]) -> dict[str, set[str]]: ...
+
+    def group_members(self, group_ids: Iterable[str]) -> dict[str, list[tuple[str, str]]]: ...
+
     # reads of what earlier runs recorded
     def get_meta(self, key: str) -> str | None: ...
 
     def failures(self) -> list[Failure]: ...
 
     def links_for(self, entra_ids: Iterable[str]) -> dict[str, dict[Kind, Link]]: ...
-
-    def all_objects(self, resource: str) -> list[MirrorObject]: ...
 
     def all_links(self, kind: Kind) -> list[Link]: ...
 

@@ -110,8 +110,9 @@ class _Push:
                 ok = await self.object(p)
                 if ok and not p.unresolved and p.entra_id not in self.held:
                     run.ledger.settle(p.entra_id, p.version)
-        if not (run.report.deferred_objects or run.fingerprint_current):
-            # objects left for later runs must still be re-planned under the new settings
+        if not (run.report.deferred_objects or run.report.held or run.fingerprint_current):
+            # objects left for later runs (deferred, or held by the threshold) must still be
+            # re-planned under the new settings
             run.ledger.plan_current(run.settings.plan_fingerprint)
 
     async def object(self, p: ObjectPlan) -> bool:
@@ -186,7 +187,7 @@ class _Push:
                 await run.target.delete(resource, a.eliza_id)
             elif taken and not write.body:
                 return  # nothing else to write; the conflict is recorded
-            else:
+            elif write.body:  # empty: ELIZA already holds it (a user's groups, say)
                 answer = await run.target.update(resource, a.eliza_id, write.body)
         except ObjectRejectedError as exc:
             if exc.status == 404:

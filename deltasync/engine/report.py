@@ -182,7 +182,11 @@ def adoption(a: Action) -> dict[str, str]:
 
 
 def action_json(a: Action, result: str, eliza_id: int | None = None) -> dict[str, Any]:
-    """One action as the report lists it; ``result`` is ok, planned, held, error or conflict."""
+    """One action as the report lists it; ``result`` is ok, planned, held, error or conflict.
+
+    ``groups`` (only when the action changes managed groups): "+name" / "−name" entries.
+    """
+    extra = {"groups": list(a.shown_groups)} if a.shown_groups else {}
     return {
         "entra_id": a.entra_id,
         "label": a.label,
@@ -193,6 +197,7 @@ def action_json(a: Action, result: str, eliza_id: int | None = None) -> dict[str
         "reason": a.reason,
         "result": result,
         **_adopted_json(a),
+        **extra,
     }
 
 

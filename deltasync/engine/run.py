@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from deltasync.engine.adoption import recommend_once
 from deltasync.engine.context import Lease, Run
 from deltasync.engine.directory import Directory
+from deltasync.engine.groups import plan_groups, push_groups, retire_groups
 from deltasync.engine.ledger import DryLedger, Ledger, Records
 from deltasync.engine.plan import plan
 from deltasync.engine.ports import Collections, Source, Store, Target
@@ -25,7 +26,12 @@ from deltasync.engine.report import RunReport
 from deltasync.engine.settings import EngineSettings, RunOptions
 from deltasync.models import Kind
 
-_ACTION_ORDER = {Kind.USER.value: 0, Kind.PERSON.value: 1, Kind.MEMBERSHIP.value: 2}
+_ACTION_ORDER = {
+    Kind.USER.value: 0,
+    Kind.PERSON.value: 1,
+    Kind.MEMBERSHIP.value: 2,
+    Kind.GROUP.value: 3,
+}
 
 
 class Engine:
@@ -87,10 +93,16 @@ class Engine:
             await pull(run)
             report.timings["pull"] = time.monotonic() - mark
             mark = time.monotonic()
-            planned = await plan(run)
+            groups = plan_groups(run)
+            await push_groups(run, groups)  # custom groups first: the users' plans need their ids
+            if groups is not None:
+                report.timings["groups"] = time.monotonic() - mark
+            mark = time.monotonic()
+            planned = await plan(run, groups)
             report.timings["plan"] = time.monotonic() - mark
             mark = time.monotonic()
             await push(run, planned)
+            await retire_groups(run, groups)  # after their members lost them
             report.timings["push"] = time.monotonic() - mark
             if report.actions and not opts.dry_run:
                 hint = recommend_once(self.store, self.settings)

@@ -133,12 +133,20 @@ def _plan_rows(actions: Sequence[Mapping[str, Any]], tz: ZoneInfo | None) -> lis
     rows: list[list[Value]] = []
     for a in sorted(actions, key=order):
         marks = a.get("adoption") or {}
-        changes: Mapping[str, Any] = a.get("changes") or {"": (None, None)}
+        blank = {} if a.get("groups") else {"": (None, None)}  # one row even without changes
+        changes: Mapping[str, Any] = a.get("changes") or blank
         for name, pair in changes.items():
             old, new = _old_new(pair)
             mark = marks.get(name) if name else None
             row = [a.get("label"), a.get("entra_id"), a.get("kind"), a.get("op"), name, old, new]
             row += [a.get("reason"), a.get("result"), mark if mark in ADOPTION_MARKS else None]
+            rows.append([_convert(v, tz) for v in row])
+        for entry in a.get("groups") or ():
+            sign, group = str(entry)[:1], str(entry)[1:]
+            added = sign == "+"
+            row = [a.get("label"), a.get("entra_id"), a.get("kind"), a.get("op")]
+            row += [f"{sign}group", None if added else group, group if added else None]
+            row += [a.get("reason"), a.get("result"), None]
             rows.append([_convert(v, tz) for v in row])
     return rows
 

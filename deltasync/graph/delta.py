@@ -14,11 +14,13 @@ from typing import Any, TypeAlias
 
 from deltasync.errors import BadPayloadError
 from deltasync.fields import GRAPH_USER_PROPERTIES
-from deltasync.models import DeltaPage, ObjectChange, Removed
+from deltasync.models import DeltaPage, MemberChange, ObjectChange, Removed
 
 NEXT_LINK = "@odata.nextLink"
 DELTA_LINK = "@odata.deltaLink"
 MANAGER_DELTA = "manager@delta"
+MEMBERS_DELTA = "members@delta"
+_GRAPH_TYPE = "#microsoft.graph."
 
 _REMOVED_REASONS = {"changed": Removed.CHANGED, "deleted": Removed.DELETED}
 # $skiptoken / $deltatoken values (also URL-encoded as %24…), which can run to 8,000 chars.
@@ -56,7 +58,8 @@ def parse_page(raw: object, url_for_errors: str) -> DeltaPage:
         holding exactly the keys the entry carries, ``id`` included, minus annotations
         (``@odata.*``, ``@removed``, ``*@delta``: any key with an ``@``); ``manager@delta``
         becomes ``props["manager"]``: the id of the last entry not marked ``@removed``, or
-        ``None`` when there is none.
+        ``None`` when there is none; ``members@delta`` becomes ``members``, one
+        :class:`MemberChange` per entry (type from ``@odata.type``, ``@removed`` = removed).
 
     Raises:
         BadPayloadError: the page is not shaped like a delta page; the message names the page.
@@ -108,7 +111,29 @@ def _change(entry: object, where: str, bad: _Bad) -> ObjectChange:
             )
     if MANAGER_DELTA in entry:
         props["manager"] = _manager(entry[MANAGER_DELTA], f"{where} (id {object_id})", bad)
-    return ObjectChange(id=object_id, props=props, removed=removed)
+    members = None
+    if MEMBERS_DELTA in entry:
+        members = _members(entry[MEMBERS_DELTA], f"{where} (id {object_id})", bad)
+    return ObjectChange(id=object_id, props=props, removed=removed, members=members)
+
+
+def _members(entries: object, where: str, bad: _Bad) -> tuple[MemberChange, ...]:
+    if not isinstance(entries, list):
+        raise bad(f"{where}: '{MEMBERS_DELTA}' must be a list, found {_kind(entries)}")
+    out: list[MemberChange] = []
+    for i, item in enumerate(entries):
+        item_where = f"{where} {MEMBERS_DELTA}[{i}]"
+        if not isinstance(item, Mapping):
+            raise bad(f"{item_where}: expected an object, found {_kind(item)}")
+        member_id = item.get("id")
+        if not isinstance(member_id, str) or not member_id:
+            raise bad(f"{item_where}: expected a string 'id', found {_kind(member_id)}")
+        odata_type = item.get("@odata.type")
+        kind = "user"  # Graph omits the type only where the relation holds users alone
+        if isinstance(odata_type, str) and odata_type:
+            kind = odata_type.removeprefix(_GRAPH_TYPE).lstrip("#")
+        out.append(MemberChange(member_id, kind, "@removed" in item))
+    return tuple(out)
 
 
 def _removed(entry: Mapping[str, Any], where: str, bad: _Bad) -> Removed | None:

@@ -21,6 +21,7 @@ class Op(enum.StrEnum):
     DELETE = "delete"
     END = "end"  # a membership gets ``bis``
     REOPEN = "reopen"  # a membership the sync ended is opened again
+    EMPTY = "empty"  # a custom group whose Entra group left: its members lose it, it stays
 
 
 DEPROVISIONING_OPS = frozenset({Op.DEACTIVATE, Op.DELETE})
@@ -43,6 +44,22 @@ class AddToGroups:
 
 
 @dataclass(frozen=True)
+class GroupSet:
+    """A user's whole ``groups`` list, decided against what the user holds at push time:
+    (current − ``managed``) ∪ ``members``. ``managed`` are the ELIZA ids of every group the
+    sync manages; ``dropped`` the managed groups this removes (for the deletion threshold)."""
+
+    members: tuple[int, ...]
+    managed: frozenset[int]
+    dropped: tuple[int, ...] = ()
+
+    def resolve(self, current: list[int]) -> list[int]:
+        """The list to send: every unmanaged group kept, the managed ones as decided."""
+        kept = {g for g in current if g not in self.managed}
+        return sorted(kept | set(self.members))
+
+
+@dataclass(frozen=True)
 class Action:
     """One write against ELIZA, with what it changes and why."""
 
@@ -58,6 +75,7 @@ class Action:
     if_empty: Mapping[str, Any] = field(default_factory=dict)  # set only where ELIZA has no value
     saved: Mapping[str, Any] | None = None  # the link's deprovisioning memory afterwards
     kept: Mapping[str, Any] | None = None  # the link's kept values afterwards (None: as they are)
+    shown_groups: tuple[str, ...] = ()  # "+name" / "−name": the managed groups it changes
 
     @property
     def deprovisions(self) -> bool:

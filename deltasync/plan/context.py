@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 
 from deltasync.models import MirrorObject, Removed
 from deltasync.plan.actions import Op
+from deltasync.plan.groups import GroupSettings
 from deltasync.plan.scope import Scope
 
 
@@ -46,6 +47,7 @@ class PlanContext:
     orgunit_mapping: Mapping[str, int] = field(default_factory=dict)
     assign_to_group: int | None = None
     person_ids: Mapping[str, int] = field(default_factory=dict)  # entra id -> linked person id
+    groups: GroupSettings | None = None  # None: group sync is off (groups are not read)
 
 
 def deprovision_op(obj: MirrorObject, policy: str, ctx: PlanContext) -> Op | None:

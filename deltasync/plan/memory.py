@@ -9,6 +9,10 @@ from typing import Final
 
 #: In ``pushed``: the groups the sync added to a user (it never removes any other group).
 GROUPS_ADDED: Final = "groups_added"
+#: In ``pushed``: the ELIZA ids of the managed (Entra) groups the user was last put in.
+MANAGED_GROUPS: Final = "managed_groups"
+#: The keys of ``pushed`` that are the sync's memory, never ELIZA fields.
+MEMORY_KEYS: Final = frozenset({GROUPS_ADDED, MANAGED_GROUPS})
 #: In a person's ``saved``: the employment type before deprovisioning.
 SAVED_EMPLOYMENT: Final = "anstellungsart"
 #: In a person's ``saved``: deprovisioning set the exit date (ELIZA had none).

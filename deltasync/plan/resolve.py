@@ -16,7 +16,7 @@ from typing import Any
 from deltasync import fields as f
 from deltasync.models import Kind, Link, LinkStatus, MatchedBy
 from deltasync.plan import memory as m
-from deltasync.plan.actions import Action, AddToGroups, Op, Ref, diff, empty, same
+from deltasync.plan.actions import Action, AddToGroups, GroupSet, Op, Ref, diff, empty, same
 from deltasync.plan.persons import memory_after_filling
 
 Ids = Mapping[tuple[str, Kind], int]  # (entra id, kind) -> ELIZA id of objects linked so far
@@ -71,13 +71,15 @@ def resolve_fields(
         elif isinstance(value, AddToGroups):
             have = list((current or {}).get(f.GROUPS) or [])
             value = have + [g for g in value.ids if g not in have]
+        elif isinstance(value, GroupSet):
+            value = value.resolve(list((current or {}).get(f.GROUPS) or []))
         out[name] = value
     return out
 
 
 def needs_current(a: Action) -> bool:
     """The write depends on what the ELIZA object holds now, so the push reads it first."""
-    return bool(a.if_empty) or any(isinstance(v, AddToGroups) for v in a.fields.values())
+    return bool(a.if_empty) or any(isinstance(v, AddToGroups | GroupSet) for v in a.fields.values())
 
 
 def _pushed(a: Action, ids: Ids) -> dict[str, Any]:
@@ -88,7 +90,7 @@ def created(a: Action, ids: Ids) -> Write:
     """A CREATE that matched nothing: POST every field."""
     body = resolve_fields(a.fields, None, ids)
     shown = {k: (None, v) for k, v in body.items() if k != f.GROUPS and not empty(v)}
-    if f.GROUPS in body:
+    if f.GROUPS in body and not isinstance(a.fields.get(f.GROUPS), GroupSet):
         shown[f.GROUPS] = (None, body[f.GROUPS])
     return Write(replace(a, changes=shown), body, _pushed(a, ids))
 
@@ -113,13 +115,14 @@ def matched(a: Action, target: Mapping[str, Any], matched_by: MatchedBy, ids: Id
     desired = resolve_fields(a.desired, current, ids)
     kept = adopted(desired, current)
     desired.update(kept)
-    changes = diff({k: v for k, v in desired.items() if k != m.GROUPS_ADDED}, current)
+    changes = diff({k: v for k, v in desired.items() if k not in m.MEMORY_KEYS}, current)
     body = {k: new for k, (_, new) in changes.items()}
     if f.GROUPS in a.fields:
         groups = resolve_fields({f.GROUPS: a.fields[f.GROUPS]}, current, ids)[f.GROUPS]
         if groups != current.get(f.GROUPS):
             body[f.GROUPS] = groups
-            changes[f.GROUPS] = (current.get(f.GROUPS), groups)
+            if not isinstance(a.fields[f.GROUPS], GroupSet):  # shown by name instead
+                changes[f.GROUPS] = (current.get(f.GROUPS), groups)
     reason = f"matched ({matched_by})" + ("" if body else ", nothing to change")
     done = replace(a, op=Op.MATCH, changes=changes, reason=reason, kept=kept)
     return Write(done, body, {**_pushed(a, ids), **kept}, matched_by=matched_by)
@@ -163,12 +166,17 @@ def changed(a: Action, link: Link, current: Mapping[str, Any] | None, ids: Ids) 
         if _own_write_seen(a, link, current):
             saved = link.saved  # ELIZA holds this write already; `current` is not "before"
     body = resolve_fields(fields, current, ids)
+    by_name = isinstance(fields.get(f.GROUPS), GroupSet)  # shown as +group/−group instead
+    if by_name and current is not None and set(body[f.GROUPS]) == set(current.get(f.GROUPS) or []):
+        del body[f.GROUPS]  # ELIZA holds that set already: nothing to send for it
     changes = dict(a.changes)
     if current is not None:  # a field set only if empty, and ELIZA has a value: unchanged
         for k in a.if_empty:
             if k not in body:
                 changes.pop(k, None)
     for k, v in body.items():
+        if by_name and k == f.GROUPS:
+            continue
         if current is not None:
             changes[k] = (current.get(k), v)
         elif k not in changes:

@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from deltasync.plan.actions import ObjectPlan, Plan
+from deltasync.plan.actions import Action, ObjectPlan, Plan
+from deltasync.plan.groups import removals, without_removals
+
+
+def _held(a: Action) -> Action | None:
+    """The action as it may run while the threshold holds (None: all of it waits)."""
+    if a.deprovisions:
+        return None
+    return without_removals(a) if removals(a) else a
 
 
 def apply_threshold(
@@ -20,17 +28,23 @@ def apply_threshold(
 
     A bad read (an empty page taken for a deleted tenant, a filter typo) shows up as an
     unusually large number of deprovisionings; holding all of them, not the excess, keeps the
-    run from acting on any part of a bad read. Everything else proceeds.
+    run from acting on any part of a bad read. Everything else proceeds. A removed group
+    membership counts like a deactivation (a ``groups.include`` typo must not empty every
+    group in one run): while held, the users keep those groups and get their other changes.
     """
     deprovisioned = [p for p in plans if any(a.deprovisions for a in p.actions)]
-    count = len(deprovisioned)
+    dropped = sum(removals(a) for p in plans for a in p.actions)
+    count = len(deprovisioned) + dropped
+    what = f"{len(deprovisioned)} deactivations"
+    if dropped:
+        what += f" and {dropped} group membership removals"
     reasons = []
     if max_count > 0 and count > max_count:
-        reasons.append(f"{count} deactivations exceed max_deactivations={max_count}")
+        reasons.append(f"{what} exceed max_deactivations={max_count}")
     if max_percent > 0 and linked_users > 0 and count * 100 > max_percent * linked_users:
         share = count * 100 / linked_users
         reasons.append(
-            f"{count} deactivations are {share:.0f}% of {linked_users} linked users, "
+            f"{what} are {share:.0f}% of {linked_users} linked users, "
             f"over max_deactivation_percent={max_percent:g}"
         )
     if not reasons or allow:
@@ -38,9 +52,10 @@ def apply_threshold(
     kept = []
     held = []
     for p in plans:
-        if any(a.deprovisions for a in p.actions):
+        if any(a.deprovisions or removals(a) for a in p.actions):
             held.append(p)
-            kept.append(replace(p, actions=tuple(a for a in p.actions if not a.deprovisions)))
+            actions = (_held(a) for a in p.actions)
+            kept.append(replace(p, actions=tuple(a for a in actions if a is not None)))
         else:
             kept.append(p)
     return Plan(tuple(kept), tuple(held), "; ".join(reasons))

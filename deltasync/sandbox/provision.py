@@ -65,6 +65,7 @@ def config_text(
     ca_bundle: Path,
     eliza_url: str,
     orgunit_mapping: dict[str, int],
+    sync_groups: bool = False,
 ) -> str:
     """The sandbox's ``entra_sync.yaml``: every address real, every secret a ``${VAR}``."""
     config: dict[str, Any] = {
@@ -85,7 +86,7 @@ def config_text(
             "update_users": True,
             "create_mitarbeitende": True,
             "update_mitarbeitende": True,
-            "sync_groups": False,
+            "sync_groups": sync_groups,
         },
         "orgunit_mapping": orgunit_mapping,
         "advanced": {

@@ -115,7 +115,14 @@ class Sandbox:
 
 
 def start_sandbox(
-    workdir: Path, *, users: int = 200, seed: int = 7, page_size: int = 100, port: int = 0
+    workdir: Path,
+    *,
+    users: int = 200,
+    seed: int = 7,
+    page_size: int = 100,
+    port: int = 0,
+    sync_groups: bool = False,
+    members_per_entry: int = 500,
 ) -> Sandbox:
     """Start simulated Graph, token endpoint (HTTPS) and ELIZA on loopback; write the config.
 
@@ -124,7 +131,8 @@ def start_sandbox(
     once deltasync runs, its ``state/`` folder. With ``port`` 0 every server gets a free
     port; otherwise Graph listens on ``port``, the token endpoint on ``port + 1`` and ELIZA
     on ``port + 2`` (``deltasync sandbox serve --port``), so a restarted sandbox keeps its
-    addresses.
+    addresses. ``sync_groups`` switches group sync on in the config; ``members_per_entry``
+    is how many members one delta entry of a group carries (a bigger group spans pages).
     """
     if port and not 0 < port < 65534:
         raise ValueError("port must be between 1 and 65533 (three consecutive ports are used)")
@@ -134,7 +142,9 @@ def start_sandbox(
     api_token = secrets.token_hex(20)
 
     tokens = TokenSim(SANDBOX_TENANT, SANDBOX_CLIENT, client_secret)
-    graph = GraphSim(page_size=page_size, seed=seed, tokens=tokens)
+    graph = GraphSim(
+        page_size=page_size, seed=seed, tokens=tokens, members_per_entry=members_per_entry
+    )
     make_tenant(graph, users, seed=seed)
     eliza = ElizaSim(api_token)
     orgunit_mapping = seed_eliza(eliza, graph)
@@ -160,6 +170,7 @@ def start_sandbox(
                 ca_bundle=tls.ca,
                 eliza_url=eliza_server.url,
                 orgunit_mapping=orgunit_mapping,
+                sync_groups=sync_groups,
             ),
             encoding="utf-8",
         )

@@ -47,7 +47,8 @@ def _pick(sandbox: Sandbox, count: int) -> list[dict[str, Any]]:
 
 
 def apply_demo_changes(sandbox: Sandbox) -> list[str]:
-    """A rename, a new job title, a disabled account and a deleted one; returns what was done."""
+    """A rename, a new job title and group, a disabled account and a deleted one; returns
+    what was done."""
     renamed, promoted, leaver, deleted = _pick(sandbox, 4)
     domain = str(renamed["userPrincipalName"]).split("@", 1)[1]
     new_surname = "Keller-" + str(renamed.get("surname") or "Muster")
@@ -62,11 +63,14 @@ def apply_demo_changes(sandbox: Sandbox) -> list[str]:
     sandbox.graph.update_user(promoted["id"], jobTitle="Leiterin Qualitätsmanagement")
     sandbox.graph.disable_user(leaver["id"])
     sandbox.graph.soft_delete(deleted["id"])
+    kader = next(g for g in sandbox.graph.groups() if g["displayName"] == "Kader")
+    sandbox.graph.add_member(kader["id"], promoted["id"])
     return [
         f"renamed {renamed['userPrincipalName']} → {new_upn} (surname {new_surname})",
         f"new job title for {promoted['userPrincipalName']}: "
         f"{promoted.get('jobTitle')} → Leiterin Qualitätsmanagement",
         f"disabled {leaver['userPrincipalName']}",
+        f"added {promoted['userPrincipalName']} to the group Kader",
         f"deleted {deleted['userPrincipalName']} (soft delete, restorable)",
         new_upn,
     ]
@@ -126,7 +130,7 @@ def _run_demo(
     log_console: Console,
     prog: str,
 ) -> int:
-    sandbox = start_sandbox(workdir, users=users)
+    sandbox = start_sandbox(workdir, users=users, sync_groups=True)
     reports: list[RunReport] = []
     try:
         config = load_config(sandbox.config_path, env=sandbox.env)
@@ -238,7 +242,7 @@ def serve_sandbox(
     *, users: int, port: int, directory: Path, console: Console, prog: str = "deltasync"
 ) -> int:
     """Run the simulators until Ctrl-C, with a config and an env file pointing at them."""
-    sandbox = start_sandbox(directory.resolve(), users=users, port=port)
+    sandbox = start_sandbox(directory.resolve(), users=users, port=port, sync_groups=True)
     env_file = sandbox.write_env_file()
     console.print(f"sandbox running: {users} Entra users")
     console.print(f"  config:    {sandbox.config_path}")

@@ -12,7 +12,18 @@ from typing import Any
 from deltasync.config import Config
 from deltasync.errors import DeltaSyncError
 from deltasync.models import Kind, MirrorObject, Removed
-from deltasync.service.settings import USERS, SyncFlags, plan_context, scope_label
+from deltasync.service.settings import (
+    GROUPS,
+    USERS,
+    GroupView,
+    SyncFlags,
+    build_view,
+    configured_groups,
+    group_label,
+    group_status,
+    plan_context,
+    scope_label,
+)
 from deltasync.service.store import store_for
 
 
@@ -34,6 +45,7 @@ def state_summary(config: Config) -> dict[str, Any]:
     now = datetime.now(UTC)
     with store_for(config) as store:
         cursor = store.get_cursor(USERS)
+        groups_cursor = store.get_cursor(GROUPS)
         runs = store.runs(5)
         failures = store.failures()
         last = runs[0] if runs else None
@@ -50,9 +62,11 @@ def state_summary(config: Config) -> dict[str, Any]:
                     "last_round_completed_at": _iso(cursor.delta_committed_at if cursor else None),
                     "token_age": _age(cursor.delta_committed_at if cursor else None, now),
                     "last_full_round_at": _iso(cursor.full_completed_at if cursor else None),
-                }
+                },
+                *([_cursor_json(GROUPS, groups_cursor, now)] if groups_cursor else []),
             ],
-            "mirror": {"users": store.count_objects(USERS)},
+            "mirror": {"users": store.count_objects(USERS), "groups": store.count_objects(GROUPS)},
+            "groups": _groups_summary(store, config),
             "links": {
                 kind.value: {
                     "active": store.count_links(kind, status="active"),
@@ -113,6 +127,19 @@ def _history_since(store: Any) -> dict[str, Any] | None:
         "first_run_id": store.first_run_id(),
         "note": f"this state database was created at {created_at[:19]} after {reason}; "
         "the runs and journal before it were lost with the old file",
+    }
+
+
+def _cursor_json(resource: str, cursor: Any, now: datetime) -> dict[str, Any]:
+    return {
+        "resource": resource,
+        "has_delta_token": bool(cursor.delta_link),
+        "round_in_progress": cursor.round_kind.value
+        if cursor.next_link and cursor.round_kind
+        else None,
+        "last_round_completed_at": _iso(cursor.delta_committed_at),
+        "token_age": _age(cursor.delta_committed_at, now),
+        "last_full_round_at": _iso(cursor.full_completed_at),
     }
 
 
@@ -235,6 +262,7 @@ def state_user(config: Config, query: str) -> list[dict[str, Any]]:
                         for f in store.failures_for(obj.id)
                     ],
                     "history": _history(store.journal_for(obj.id, 50)),
+                    "groups": _user_groups(store, config, obj.id),
                 }
             )
         return result
@@ -274,3 +302,71 @@ def db_upgrade(config: Config) -> tuple[str | None, str | None]:
 
     result: tuple[str | None, str | None] = upgrade(config.state.url)
     return result
+
+
+def _group_view(store: Any, config: Config) -> tuple[GroupView, list[MirrorObject]]:
+    settings = configured_groups(config)
+    groups = store.all_objects(GROUPS)
+    links = {lk.entra_id: lk for lk in store.all_links(Kind.GROUP)}
+    view = build_view(settings.nested, groups, links, store.group_edges(), settings)
+    return view, groups
+
+
+def state_groups(config: Config) -> list[dict[str, Any]]:
+    """Every mirrored Entra group: in scope or why not, its link, its member counts."""
+    settings = configured_groups(config)
+    with store_for(config) as store:
+        groups = store.all_objects(GROUPS)
+        links = {lk.entra_id: lk for lk in store.all_links(Kind.GROUP)}
+        counts = store.member_counts()
+        rows = []
+        for g in groups:
+            lk = links.get(g.id)
+            rows.append(
+                {
+                    "entra_id": g.id,
+                    "name": group_label(g),
+                    "scope": group_status(g, settings),
+                    "link": None
+                    if lk is None
+                    else {
+                        "eliza_id": lk.eliza_id,
+                        "status": lk.status,
+                        "matched_by": lk.matched_by,
+                        "matched_at": _iso(lk.matched_at),
+                    },
+                    "members": dict(counts.get(g.id, {})),
+                    "pending": g.version > g.settled_version,
+                }
+            )
+        return sorted(rows, key=lambda r: (str(r["name"]).casefold(), r["entra_id"]))
+
+
+def _groups_summary(store: Any, config: Config) -> dict[str, Any]:
+    settings = configured_groups(config)
+    groups = store.all_objects(GROUPS)
+    counts = store.member_counts()
+    return {
+        "sync_groups": config.sync_options.sync_groups,
+        "mirrored": len(groups),
+        "in_scope": sum(1 for g in groups if group_status(g, settings) == "active"),
+        "linked": store.count_links(Kind.GROUP, status="active"),
+        "memberships": sum(n for c in counts.values() for n in c.values()),
+    }
+
+
+def _user_groups(store: Any, config: Config, entra_id: str) -> list[dict[str, Any]]:
+    """The user's managed groups and why: directly, or through which nested group."""
+    view, _ = _group_view(store, config)
+    direct = store.direct_groups([entra_id]).get(entra_id, set())
+    return [
+        {
+            "entra_id": gid,
+            "name": view.names.get(gid, gid),
+            "eliza_id": view.eliza[gid],
+            "via": None if via is None else view.names.get(via, via),
+        }
+        for gid, via in sorted(
+            view.memberships(direct).items(), key=lambda kv: view.names.get(kv[0], kv[0])
+        )
+    ]

@@ -16,12 +16,47 @@ from typing import TYPE_CHECKING, Any
 from deltasync.config import Config
 from deltasync.models import MirrorObject
 from deltasync.plan import PlanContext, Scope, scope_status, selected_properties
+from deltasync.plan.groups import (
+    GroupSettings,
+    GroupView,
+    build_view,
+    group_label,
+    group_status,
+)
 
 if TYPE_CHECKING:
     from deltasync.engine import EngineSettings
 
+__all__ = [
+    "GROUPS",
+    "USERS",
+    "GroupSettings",
+    "GroupView",
+    "SyncFlags",
+    "build_view",
+    "configured_groups",
+    "engine_settings",
+    "group_label",
+    "group_status",
+    "plan_context",
+    "plan_fingerprint",
+    "scope_label",
+]
+
 USERS = "users"
 """The Graph resource (and state cursor) of the users."""
+GROUPS = "groups"
+"""The Graph resource (and state cursor) of the groups."""
+GROUP_SELECT = (
+    "id",
+    "description",
+    "displayName",
+    "groupTypes",
+    "mail",
+    "securityEnabled",
+    "members",
+)
+"""What the groups round reads: ``members`` makes Graph track memberships (members@delta)."""
 
 
 @dataclass(frozen=True)
@@ -60,12 +95,26 @@ def plan_context(config: Config, flags: SyncFlags) -> PlanContext:
         assign_to_group=flags.assign_to_group
         if flags.assign_to_group is not None
         else config.groups.assign_to_group,
+        groups=group_settings(config, flags),
     )
+
+
+def group_settings(config: Config, flags: SyncFlags) -> GroupSettings | None:
+    """The groups the sync manages; None (groups not read at all) without sync_groups."""
+    if not config.sync_options.sync_groups or flags.skip_groups:
+        return None
+    return configured_groups(config)
+
+
+def configured_groups(config: Config) -> GroupSettings:
+    """``groups.*`` as the planner reads them (also for ``state`` while sync_groups is off)."""
+    g = config.groups
+    return GroupSettings(tuple(g.include), g.nested, g.delete_removed)
 
 
 def plan_fingerprint(ctx: PlanContext) -> str:
     """A hash of every setting that changes the desired ELIZA values: a change re-plans all."""
-    parts = {
+    parts: dict[str, Any] = {
         "user": sorted((k, v.source) for k, v in ctx.user_mapping.items()),
         "person": sorted((k, v.source) for k, v in ctx.person_mapping.items()),
         "filter": ctx.scope.user_filter.source if ctx.scope.user_filter else None,
@@ -84,18 +133,26 @@ def plan_fingerprint(ctx: PlanContext) -> str:
         ],
         "orgunits": sorted(ctx.orgunit_mapping.items()),
     }
+    if ctx.groups is not None:  # absent without groups: fingerprints of earlier versions hold
+        g = ctx.groups
+        parts["groups"] = [sorted(g.include), g.nested, g.delete_removed]
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:16]
 
 
 def engine_settings(config: Config, flags: SyncFlags) -> EngineSettings:
     """Everything the engine applies, derived from config and flags."""
-    from deltasync.engine import EngineSettings
+    from deltasync.engine import EngineSettings, ResourceSpec
     from deltasync.matching import MatchSettings
 
     ctx = plan_context(config, flags)
+    select = tuple(selected_properties(ctx))
+    resources = [ResourceSpec(USERS, select)]
+    if ctx.groups is not None:
+        resources.append(ResourceSpec(GROUPS, GROUP_SELECT))
     return EngineSettings(
         ctx=ctx,
-        select=tuple(selected_properties(ctx)),
+        select=select,
+        resources=tuple(resources),
         plan_fingerprint=plan_fingerprint(ctx),
         matching=MatchSettings(
             hard_match=config.matching.hard_match,

@@ -17,6 +17,7 @@ from deltasync.errors import StateStoreError
 from deltasync.models import DeltaPage, MirrorObject, ObjectChange, Removed, RoundKind
 from deltasync.state.base import StoreBase, chunks, plain, utcnow
 from deltasync.state.cursors import cursor_row
+from deltasync.state.groups import GROUPS_RESOURCE, apply_members, finish_full_round
 from deltasync.state.meta import VersionCounter
 from deltasync.state.tables import ADDRESS, cursor, failure, mirror
 
@@ -68,12 +69,17 @@ class MirrorStore(StoreBase):
                 now,
                 full_round=cur.round_seq if full else None,
             )
+            if resource == GROUPS_RESOURCE:
+                seq = cur.round_seq if full else None
+                apply_members(conn, page.changes, before, after, version, seq)
             absent = 0
             progress: dict[str, Any] = {"next_link": page.next_link}
             if page.delta_link is not None:
                 progress.update(delta_link=page.delta_link, round_kind=None, delta_committed_at=now)
                 if full:
                     progress["full_completed_at"] = now
+                    if resource == GROUPS_RESOURCE:
+                        finish_full_round(conn, cur.round_seq, version)
                     absent = _mark_absent(conn, resource, cur.round_seq, version, now)
             conn.execute(update(cursor).where(cursor.c.resource == resource).values(progress))
         return PageStats(seen=len(after), changed=changed, removed=removed, absent=absent)
@@ -102,14 +108,14 @@ class MirrorStore(StoreBase):
                 )
             )
         with self._read() as conn:
-            return [_to_object(row) for row in conn.execute(stmt)]
+            return [to_object(row) for row in conn.execute(stmt)]
 
     def get_object(self, entra_id: str) -> MirrorObject | None:
         """One mirrored object by its Entra id."""
         stmt = select(mirror).where(mirror.c.id == entra_id).order_by(mirror.c.resource).limit(1)
         with self._read() as conn:
             row = conn.execute(stmt).first()
-        return _to_object(row) if row is not None else None
+        return to_object(row) if row is not None else None
 
     def find_objects(self, query: str) -> list[MirrorObject]:
         """Objects whose Entra id, userPrincipalName or mail is ``query`` (any case)."""
@@ -127,7 +133,7 @@ class MirrorStore(StoreBase):
             .order_by(mirror.c.resource, mirror.c.id)
         )
         with self._read() as conn:
-            return [_to_object(row) for row in conn.execute(stmt)]
+            return [to_object(row) for row in conn.execute(stmt)]
 
     def settle(self, entra_id: str, version: int) -> None:
         """Record that everything up to ``version`` of the object reached ELIZA."""
@@ -151,7 +157,7 @@ class MirrorStore(StoreBase):
         """Every mirrored object of ``resource``, removed ones included, ordered by id."""
         stmt = select(mirror).where(mirror.c.resource == resource).order_by(mirror.c.id)
         with self._read() as conn:
-            return [_to_object(row) for row in conn.execute(stmt)]
+            return [to_object(row) for row in conn.execute(stmt)]
 
 
 _State = tuple[dict[str, Any], str | None]  # (data, removed reason) of one mirror object
@@ -273,7 +279,7 @@ def _lower(value: Any) -> str | None:
     return value.lower()[:ADDRESS] if isinstance(value, str) and value else None
 
 
-def _to_object(row: Row[Any]) -> MirrorObject:
+def to_object(row: Row[Any]) -> MirrorObject:
     return MirrorObject(
         id=row.id,
         data=row.data,

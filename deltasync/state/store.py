@@ -6,7 +6,7 @@ its progress marker together, a link is saved right after ELIZA accepted a write
 any instant loses at most the work in flight, and re-running converges.
 
 :class:`StateStore` is assembled from one class per table family (``cursors``, ``mirror``,
-``links``, ``failures``, ``runs``, ``lease``, ``meta``); each owns its queries.
+``groups``, ``links``, ``failures``, ``runs``, ``lease``, ``meta``); each owns its queries.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from deltasync.state.base import utcnow
 from deltasync.state.cursors import CursorStore
 from deltasync.state.database import create_state_engine, notice, sqlite_file
 from deltasync.state.failures import RETRY_BASE, RETRY_MAX, FailureStore, retry_delay
+from deltasync.state.groups import GroupMemberStore
 from deltasync.state.integrity import CACHE_NOTE, move_aside
 from deltasync.state.lease import LeaseStore
 from deltasync.state.links import LinkStore
@@ -140,7 +141,14 @@ def open_current_store(url: str) -> StateStore | None:
 
 
 class StateStore(
-    CursorStore, MirrorStore, LinkStore, FailureStore, RunStore, LeaseStore, MetaStore
+    CursorStore,
+    MirrorStore,
+    GroupMemberStore,
+    LinkStore,
+    FailureStore,
+    RunStore,
+    LeaseStore,
+    MetaStore,
 ):
     """Typed access to the state database; see the module docstring for its guarantees."""
 

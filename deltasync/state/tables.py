@@ -139,6 +139,17 @@ link = Table(
     UniqueConstraint("kind", "eliza_id"),
 )
 
+# The direct members of each mirrored Entra group (users, nested groups, other objects).
+group_member = Table(
+    "group_member",
+    metadata,
+    Column("group_id", String(ID), primary_key=True),
+    Column("member_id", String(ID), primary_key=True),
+    Column("member_type", String(32), nullable=False),  # "user", "group", "device", ...
+    Column("last_seen_round", Integer),  # round_seq of the last full groups round listing it
+    Index("ix_group_member_member_id", "member_id"),
+)
+
 failure = Table(
     "failure",
     metadata,

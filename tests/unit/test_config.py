@@ -759,7 +759,8 @@ def test_resolve_config_path_prefers_flag_then_env_then_default() -> None:
         ),
         (
             with_minimal("groups: {xyzzy: 1}\n"),
-            "groups.xyzzy: unknown key; expected one of: include, nested, assign_to_group",
+            "groups.xyzzy: unknown key; expected one of: "
+            "include, nested, delete_removed, assign_to_group",
         ),
     ],
 )

@@ -73,8 +73,10 @@ class DeltaFeed(Tenant):
         token_ttl_s: float,
         duplicates: bool,
         empty_pages: bool,
+        members_per_entry: int = 500,
     ) -> None:
         super().__init__(seed=seed, now=now)
+        self.members_per_entry = members_per_entry
         self._base_url = base_url.rstrip("/")
         self.page_size = page_size
         self.token_ttl_s = token_ttl_s
@@ -154,10 +156,25 @@ class DeltaFeed(Tenant):
         )
         return self._serve(rnd, 0, minimal, headers)
 
+    def _slices(self, entry: _Entry) -> list[_Entry]:
+        """A big group's entry as several, each repeating the group with a slice of members."""
+        key = f"{GROUPS.relation}@delta"
+        members = entry.full.get(key)
+        size = self.members_per_entry
+        if not isinstance(members, list) or len(members) <= size:
+            return [entry]
+        out = []
+        for start in range(0, len(members), size):
+            part = members[start : start + size]
+            full = {**entry.full, key: part}
+            minimal = {**entry.minimal, key: part} if key in entry.minimal else dict(entry.minimal)
+            out.append(_Entry(full, minimal))
+        return out
+
     def _paginate(self, entries: list[_Entry]) -> list[list[_Entry]]:
         if not entries:
             return [[]]
-        shuffled = list(entries)
+        shuffled = [part for e in entries for part in self._slices(e)]
         rng = self._page_rng
         rng.shuffle(shuffled)
         size = self.page_size

@@ -37,7 +37,8 @@ def make_tenant(
     departments with heads and team leads forming a manager hierarchy, German, French and
     Italian names, Swiss mobile (+41 7x) and office numbers, hire dates entered at local
     midnight (so ``…T22:00:00Z`` or ``…T23:00:00Z``), about 3 % disabled accounts, a few
-    guests from ``external.<domain>``, and department groups. Deterministic for a seed (and
+    guests from ``external.<domain>``, and groups of several sizes (everyone, departments, a
+    nesting chain and a nesting cycle; see :func:`_nested_groups`). Deterministic for a seed (and
     the sim's own seed, which makes the object ids).
     """
     rng = random.Random(f"tenant:{seed}")
@@ -172,7 +173,46 @@ def make_tenant(
             mailEnabled=False,
             members=by_department[department],
         )
+    _nested_groups(sim, people, ids, domain)
     return created_ids
+
+
+def _nested_groups(sim: Tenant, people: list[_Person], ids: dict[int, str], domain: str) -> None:
+    """A nesting chain (Kader ⊃ Abteilungsleitungen ⊃ Teamleitungen) and one cycle
+    (Projekt Nord ⊃ Projekt Süd ⊃ Projekt Nord), as real tenants have them."""
+    by_level: dict[int, list[str]] = {}
+    for index, person in enumerate(people):
+        if not person.external:
+            by_level.setdefault(person.level, []).append(ids[index])
+    if not by_level:
+        return
+    leads = sim.add_group(
+        displayName="Teamleitungen",
+        description="Alle Teamleiterinnen und Teamleiter",
+        mailNickname="teamleitungen",
+        members=by_level.get(3, []),
+    )
+    heads = sim.add_group(
+        displayName="Abteilungsleitungen",
+        description="Abteilungsleitungen und, verschachtelt, die Teamleitungen",
+        mailNickname="abteilungsleitungen",
+        members=[*by_level.get(2, []), leads],
+    )
+    sim.add_group(
+        displayName="Kader",
+        description="Geschäftsleitung und, verschachtelt, alle Führungskräfte",
+        mail=f"kader@{domain}",
+        mailNickname="kader",
+        members=[*by_level.get(0, []), *by_level.get(1, []), heads],
+    )
+    staff = by_level.get(4, [])
+    north = sim.add_group(
+        displayName="Projekt Nord", mailNickname="projekt-nord", members=staff[0:3]
+    )
+    south = sim.add_group(
+        displayName="Projekt Süd", mailNickname="projekt-sued", members=[*staff[3:5], north]
+    )
+    sim.add_member(north, south)  # the cycle: each project group contains the other
 
 
 def _plan_people(rng: random.Random, n: int) -> list[_Person]:

@@ -55,6 +55,8 @@ class GraphSim(DeltaFeed):
         token_ttl_s: delta and skip tokens older than this are expired (Graph: 7 days).
         duplicates: repeat a few objects on later pages of a round, as Graph does.
         empty_pages: insert one empty page (with a nextLink) into every non-empty round.
+        members_per_entry: a group with more members spans several entries (and so pages),
+            each repeating the group with the next slice of ``members@delta``, as Graph does.
 
     ``granted`` holds the app's application permissions (``User.Read.All`` and
     ``GroupMember.Read.All`` by default; with ``tokens``, the same set as ``tokens.roles``, so
@@ -73,6 +75,7 @@ class GraphSim(DeltaFeed):
         token_ttl_s: float = 7 * 24 * 3600,
         duplicates: bool = True,
         empty_pages: bool = True,
+        members_per_entry: int = 500,
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
@@ -84,6 +87,7 @@ class GraphSim(DeltaFeed):
             token_ttl_s=token_ttl_s,
             duplicates=duplicates,
             empty_pages=empty_pages,
+            members_per_entry=members_per_entry,
         )
         self.tokens = tokens
         # one set with the token endpoint's: the roles claim says what Graph enforces
