@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from dataclasses import replace as dataclass_replace
 from datetime import UTC, datetime
@@ -16,6 +16,7 @@ from deltasync.models import (
     Kind,
     Link,
     MirrorObject,
+    ObjectChange,
     RoundKind,
 )
 
@@ -111,6 +112,26 @@ class FakeStore:
                 for r, o in self.mirror.values()
                 if r == resource and o.version > o.settled_version
             ),
+            key=lambda o: o.id,
+        )
+
+    def apply_objects(self, resource: str, changes: Sequence[ObjectChange]) -> Counts:
+        self._write("apply_objects")
+        changed = 0
+        for c in changes:
+            old = self.mirror.get(c.id)
+            data = dict(c.props)
+            if old is None or old[1].data != data:
+                version = old[1].version + 1 if old else 1
+                settled = old[1].settled_version if old else 0
+                self.mirror[c.id] = (resource, MirrorObject(c.id, data, None, version, settled))
+                changed += 1
+        return Counts(len(changes), changed)
+
+    def objects_by_id(self, resource: str, ids: Iterable[str]) -> list[MirrorObject]:
+        wanted = set(ids)
+        return sorted(
+            (o for r, o in self.mirror.values() if r == resource and o.id in wanted),
             key=lambda o: o.id,
         )
 

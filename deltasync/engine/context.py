@@ -62,6 +62,7 @@ class Run:
     protected: dict[str, str] = field(default_factory=dict)  # Entra id -> why hands off
     fingerprint_current: bool = False  # the stored plan fingerprint matches the settings
     progress: Progress = NO_PROGRESS
+    stop: Callable[[], bool] = lambda: False  # asked to stop (watch: SIGTERM): between objects
 
     def link(self, entra_id: str, kind: Kind) -> Link | None:
         """The object's link of that kind, as this run knows it."""

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from deltasync.engine.context import Run
 from deltasync.engine.ledger import PLAN_FINGERPRINT
 from deltasync.engine.report import action_json
+from deltasync.engine.settings import USERS
 from deltasync.mapping import ExpressionError
 from deltasync.matching import protection
 from deltasync.models import Kind, LinkStatus, MirrorObject
@@ -24,11 +25,15 @@ async def plan(run: Run) -> Plan:
     run.fingerprint_current = run.store.get_meta(PLAN_FINGERPRINT) == settings.plan_fingerprint
     everything = opts.verify_target or not run.fingerprint_current
     due = datetime.max.replace(tzinfo=UTC) if opts.retry_failed else run.now()
-    objects = [
-        o
-        for spec in settings.resources
-        for o in run.store.dirty_objects(spec.name, due, everything=everything)
-    ]
+    if opts.users:  # sync --user: just those, dirty or not; the others wait for the next run
+        run.fingerprint_current = True
+        objects = run.store.objects_by_id(USERS, opts.users)
+    else:
+        objects = [
+            o
+            for spec in settings.resources
+            for o in run.store.dirty_objects(spec.name, due, everything=everything)
+        ]
     if not objects:
         return Plan(())  # nothing dirty: no further reads (the idle hourly run)
     run.ledger.known_failures(f.entra_id for f in run.store.failures())

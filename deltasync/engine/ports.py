@@ -18,6 +18,7 @@ from deltasync.models import (
     Kind,
     Link,
     MirrorObject,
+    ObjectChange,
     RoundKind,
 )
 
@@ -103,6 +104,10 @@ class Store(Protocol):
     def dirty_objects(
         self, resource: str, now: datetime, *, everything: bool = False
     ) -> list[MirrorObject]: ...
+
+    def apply_objects(self, resource: str, changes: Sequence[ObjectChange]) -> PageCounts: ...
+
+    def objects_by_id(self, resource: str, ids: Iterable[str]) -> list[MirrorObject]: ...
 
     def renew_lease(self, holder: str, ttl_s: int | None = None) -> bool: ...
 
