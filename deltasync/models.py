@@ -175,3 +175,17 @@ class JournalEntry:
     action: str
     eliza_id: int | None
     changes: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One line of ``check``: what was tested, whether it passed, and the fix if not.
+
+    ``ok`` is None for a line that neither passed nor failed: something that could not be
+    verified (said so in ``detail``), which does not fail the check.
+    """
+
+    name: str
+    ok: bool | None
+    detail: str
+    fix: str = ""
