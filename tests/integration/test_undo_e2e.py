@@ -124,7 +124,7 @@ def test_undo_refuses_an_object_a_later_run_changed(sandbox: Sandbox, config: Co
     sandbox.graph.update_user(entra["id"], jobTitle="Zweite")
     sync(config)
     report = service.run_undo(config, first.run_id or 0)
-    assert [c["message"] for c in report.conflicts][0].startswith("changed again since, by run")
+    assert report.conflicts[0]["message"].startswith("changed again since, by run")
     assert eliza_person_of(sandbox, entra["id"])[0]["position"] == "Zweite"
     forced = service.run_undo(config, first.run_id or 0, force=True)
     assert forced.exit_code == 0
