@@ -125,6 +125,9 @@ class Link:
     pushed_version: int
     status: LinkStatus = LinkStatus.ACTIVE
     saved: Mapping[str, Any] = field(default_factory=dict)  # what deprovisioning must undo
+    # ELIZA values adoption kept because Entra had none: field -> value ELIZA held. While
+    # Entra's value stays empty the field is left alone; once Entra has one it is written.
+    kept: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # the store hands in the stored strings; keep the enums true at run time

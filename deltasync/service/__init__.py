@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # for type checkers; at run time each name comes through __ge
     )
     from deltasync.service.inspect import (
         db_upgrade,
+        soft_match_advice,
         state_failures,
         state_reset,
         state_runs,
@@ -71,6 +72,7 @@ _HOMES = {
     "state_runs": "deltasync.service.inspect",
     "state_summary": "deltasync.service.inspect",
     "state_user": "deltasync.service.inspect",
+    "soft_match_advice": "deltasync.service.inspect",
     "SyncFlags": "deltasync.service.settings",
     "engine_settings": "deltasync.service.settings",
     "plan_context": "deltasync.service.settings",
@@ -110,6 +112,7 @@ __all__ = [
     "run_undo",
     "run_watch",
     "serve_sandbox",
+    "soft_match_advice",
     "state_failures",
     "state_reset",
     "state_runs",

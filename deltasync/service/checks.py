@@ -17,6 +17,7 @@ from deltasync.eliza.check import ElizaNeeds, check_eliza
 from deltasync.eliza.client import Resource
 from deltasync.graph.check import check_graph
 from deltasync.models import Probe
+from deltasync.service.inspect import soft_match_advice
 from deltasync.service.settings import SyncFlags, engine_settings
 from deltasync.state import probe_state
 
@@ -110,4 +111,5 @@ async def _checks(
     rows += [_probe_row(p, "graph ") for p in graph]
     rows += [_probe_row(p) for p in eliza]
     rows += [_probe_row(p) for p in state]
+    rows += [_row("matching", "warn", a) for a in filter(None, [soft_match_advice(config)])]
     return rows

@@ -31,7 +31,7 @@ def probe_state(url: str) -> list[Probe]:
     except ArgumentError as exc:
         return [Probe("state database", False, f"the URL is not valid: {exc}", "correct state.url")]
     shown = mask_url(parsed)
-    missing = _missing_sqlite_file(parsed)
+    missing = missing_sqlite_file(parsed)
     if missing is not None:
         return [_absent_file(missing)]
     try:
@@ -44,7 +44,8 @@ def probe_state(url: str) -> list[Probe]:
         engine.dispose()
 
 
-def _missing_sqlite_file(url: URL) -> Path | None:
+def missing_sqlite_file(url: URL) -> Path | None:
+    """The file a SQLite URL names when it does not exist yet (opening it would create it)."""
     if url.get_backend_name() != "sqlite":
         return None
     database = url.database or ""
