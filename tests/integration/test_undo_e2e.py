@@ -224,3 +224,31 @@ def test_watch_deactivates_a_disabled_account_within_two_intervals_and_idles_at_
     # sandbox's extra empty page
     assert result.graph_requests == result.cycles + 1, result
     assert service.run_sync(config, RunOptions()).exit_code == 0  # the lease was released
+
+
+def test_the_commands_sync_user_undo_and_state_runs_print_the_trace_and_the_marks(
+    sandbox: Sandbox,
+    config: Config,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from deltasync.cli.app import run_cli
+
+    for name, value in sandbox.env.items():
+        monkeypatch.setenv(name, value)
+
+    cfg = ["-c", str(sandbox.config_path)]
+    sync(config)
+    (entra,) = pick(sandbox)
+    sandbox.graph.update_user(entra["id"], jobTitle="Per Befehl")
+    assert run_cli(["sync", *cfg, "--user", entra["userPrincipalName"]]) == 0
+    printed = capsys.readouterr().out
+    assert "scope: in scope" in printed and "position: " in printed and "'Per Befehl'" in printed
+    last = service.state_runs(config)[0]["id"]
+    assert run_cli(["undo", str(last), *cfg, "--dry-run"]) == 0
+    assert run_cli(["undo", str(last), *cfg]) == 0
+    assert eliza_person_of(sandbox, entra["id"])[0]["position"] == entra["jobTitle"]
+    capsys.readouterr()
+    assert run_cli(["state", "runs", *cfg]) == 0
+    assert f"UNDONE by run {last + 2}" in capsys.readouterr().out
+    assert run_cli(["undo", str(last), *cfg]) == 2  # already undone: a usage error
