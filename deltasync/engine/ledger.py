@@ -20,12 +20,15 @@ from deltasync.plan.actions import Action
 
 CREATING = "creating"  # journal marker written before a POST: its outcome may get lost
 PLAN_FINGERPRINT = "plan_fingerprint"
+GONE = "gone"  # journal entry: the linked ELIZA object was deleted in ELIZA, the link dropped
+FIELDS_CHECKED = "target_fields_checked"  # the plan fingerprint ELIZA's schema was checked for
 
 
 class Records(Protocol):
     """What the phases call to record the run; :class:`Ledger` and :class:`DryLedger`."""
 
     applied: str  # how the run report calls an action that went through
+    progress: str  # the push phase as progress names it ("push", or a dry run's)
 
     def known_failures(self, entra_ids: Iterable[str]) -> None: ...
 
@@ -35,7 +38,7 @@ class Records(Protocol):
 
     def pushed(self, action: Action, link: Link | None, eliza_id: int | None) -> None: ...
 
-    def forget(self, entra_id: str, kind: Kind) -> None: ...
+    def forget(self, entra_id: str, kind: Kind, eliza_id: int | None = None) -> None: ...
 
     def relink(self, link: Link) -> None: ...
 
@@ -56,11 +59,14 @@ class Records(Protocol):
 
     def plan_current(self, fingerprint: str) -> None: ...
 
+    def fields_checked(self, fingerprint: str) -> None: ...
+
 
 class Ledger:
     """Writes through to the state store."""
 
     applied = "ok"
+    progress = "push"
 
     def __init__(self, store: Store, run_id: int, now: Callable[[], datetime]) -> None:
         self.store = store
@@ -95,9 +101,11 @@ class Ledger:
             changes_json(action.changes),
         )
 
-    def forget(self, entra_id: str, kind: Kind) -> None:
-        """The linked object is gone from ELIZA: drop the link, it is created again."""
+    def forget(self, entra_id: str, kind: Kind, eliza_id: int | None = None) -> None:
+        """The linked object is gone from ELIZA: drop the link, journal it (``gone``); the
+        object is created again on the next run."""
         self.store.delete_link(entra_id, kind)
+        self.store.journal(self.run_id, entra_id, kind, GONE, eliza_id, {})
 
     def relink(self, link: Link) -> None:
         """A link's status changed without a write to ELIZA (protected, or no longer)."""
@@ -134,11 +142,16 @@ class Ledger:
         """Every object is planned under these settings (nothing left for later runs)."""
         self.store.set_meta(PLAN_FINGERPRINT, fingerprint)
 
+    def fields_checked(self, fingerprint: str) -> None:
+        """ELIZA's schema knows every field written under these settings."""
+        self.store.set_meta(FIELDS_CHECKED, fingerprint)
+
 
 class DryLedger:
     """A dry run's ledger: the same calls, nothing recorded."""
 
     applied = "planned"
+    progress = "dry run (nothing written)"
 
     def known_failures(self, entra_ids: Iterable[str]) -> None:
         """Nothing recorded: nothing to clear."""
@@ -153,7 +166,7 @@ class DryLedger:
     def pushed(self, action: Action, link: Link | None, eliza_id: int | None) -> None:
         """Not recorded."""
 
-    def forget(self, entra_id: str, kind: Kind) -> None:
+    def forget(self, entra_id: str, kind: Kind, eliza_id: int | None = None) -> None:
         """Not recorded."""
 
     def relink(self, link: Link) -> None:
@@ -179,3 +192,6 @@ class DryLedger:
 
     def plan_current(self, fingerprint: str) -> None:
         """Not recorded."""
+
+    def fields_checked(self, fingerprint: str) -> None:
+        """Not recorded: a dry run checks the schema every time."""

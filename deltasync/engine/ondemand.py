@@ -191,6 +191,9 @@ class TracingTarget:
         await self._call(f"DELETE {resource}/{id}", self.inner.delete(resource, id))
         self._note(f"ELIZA DELETE {resource}/{id} -> ok")
 
+    async def known_fields(self, resource: str) -> frozenset[str] | None:
+        return await self.inner.known_fields(resource)
+
 
 def _query(filters: Mapping[str, Any]) -> str:
     return "&".join(f"{k}={v}" for k, v in filters.items())

@@ -143,6 +143,10 @@ def changed(a: Action, link: Link, current: Mapping[str, Any] | None, ids: Ids) 
         saved = memory_after_filling(current, filled)
     body = resolve_fields(fields, current, ids)
     changes = dict(a.changes)
+    if current is not None:  # a field set only if empty, and ELIZA has a value: unchanged
+        for k in a.if_empty:
+            if k not in body:
+                changes.pop(k, None)
     for k, v in body.items():
         if current is not None:
             changes[k] = (current.get(k), v)

@@ -39,6 +39,7 @@ def test_a_first_run_records_in_the_commit_order() -> None:
     report = run(store, target)
     assert report.exit_code == 0
     assert [e for e in events if e != "eliza.find"] == [
+        "state.set_meta",  # ELIZA's fields checked for this mapping, before any write
         "state.journal",  # user: "creating"
         "eliza.create",  # POST
         "state.record_push",  # link + journal, in one transaction
