@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from dataclasses import replace as dataclass_replace
 from datetime import UTC, datetime
@@ -16,6 +16,7 @@ from deltasync.models import (
     Kind,
     Link,
     MirrorObject,
+    ObjectChange,
     RoundKind,
 )
 
@@ -114,16 +115,32 @@ class FakeStore:
             key=lambda o: o.id,
         )
 
+    def apply_objects(self, resource: str, changes: Sequence[ObjectChange]) -> Counts:
+        self._write("apply_objects")
+        changed = 0
+        for c in changes:
+            old = self.mirror.get(c.id)
+            data = dict(c.props)
+            if old is None or old[1].data != data:
+                version = old[1].version + 1 if old else 1
+                settled = old[1].settled_version if old else 0
+                self.mirror[c.id] = (resource, MirrorObject(c.id, data, None, version, settled))
+                changed += 1
+        return Counts(len(changes), changed)
+
+    def objects_by_id(self, resource: str, ids: Iterable[str]) -> list[MirrorObject]:
+        wanted = set(ids)
+        return sorted(
+            (o for r, o in self.mirror.values() if r == resource and o.id in wanted),
+            key=lambda o: o.id,
+        )
+
     def renew_lease(self, holder: str, ttl_s: int | None = None) -> bool:
         return self.lease_ok
 
     # group memberships: the engine tests run without groups
     def all_objects(self, resource: str) -> list[MirrorObject]:
         return sorted((o for r, o in self.mirror.values() if r == resource), key=lambda o: o.id)
-
-    def objects_by_id(self, resource: str, ids: Iterable[str]) -> list[MirrorObject]:
-        wanted = set(ids)
-        return [o for o in self.all_objects(resource) if o.id in wanted]
 
     def group_edges(self) -> list[tuple[str, str]]:
         return []

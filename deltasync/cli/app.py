@@ -16,7 +16,7 @@ from rich.markup import escape
 from typer.core import TyperOption
 
 from deltasync import __version__
-from deltasync.cli import state, sync, tools
+from deltasync.cli import loop, state, sync, tools
 from deltasync.cli.prog import prog_name
 from deltasync.cli.render import err
 from deltasync.errors import ConfigError, DeltaSyncError, exit_code_for
@@ -68,6 +68,8 @@ def _root(
 
 app.command()(sync.sync)
 app.command()(sync.resync)
+app.command()(loop.watch)
+app.command()(loop.undo)
 state_app.callback()(state.state)
 state_app.command("user")(state.state_user)
 state_app.command("groups")(state.state_groups)

@@ -97,6 +97,8 @@ def run_line(r: dict[str, Any]) -> str:
         f"  #{r['id']} {r['started_at'][:19]} {r['command']}{dry} {r['status']} "
         f"(exit {r['exit_code']}), {r['round'] or '-'} round: {counts}{extra}"
         + (f" — {r['error']}" if r["error"] else "")
+        + (f" — undo of run {r['undo_of']}" if r.get("undo_of") else "")
+        + (f" — UNDONE by run {r['undone_by']}" if r.get("undone_by") else "")
     )
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from deltasync import service
 from deltasync.cli.options import (
@@ -58,6 +59,7 @@ def run(
     as_json: bool,
     verify_target: bool = False,
     retry_failed: bool = False,
+    user: list[str] | None = None,
 ) -> int:
     if quiet and verbose:
         raise UsageError("--quiet and --verbose contradict each other; pass one of them")
@@ -77,6 +79,7 @@ def run(
         limit_users=limit_users,
         allow_deletes=allow_deletes,
         retry_failed=retry_failed or command == "resync",
+        users=tuple(user or ()),
     )
     flags = service.SyncFlags(
         skip_users=skip_users,
@@ -109,6 +112,8 @@ def run(
             )
             print_json(data)
         else:
+            for line in report.trace:
+                out.print(escape(line), highlight=False)
             render_report(report, verbose=verbose, console=out)
     if failure is not None and not isinstance(failure, DeltaSyncError):
         raise failure  # an internal error: run_cli names it (and shows the traceback on request)
@@ -188,6 +193,14 @@ def sync(
         bool,
         typer.Option("--retry-failed", help="Retry failed objects now, not at their backoff time."),
     ] = False,
+    user: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--user",
+            metavar="UPN|ID",
+            help="Sync just this user now (repeatable), with a step trace; delta tokens untouched.",
+        ),
+    ] = None,
 ) -> int:
     """The hourly job: pull what changed in Entra, push only what changed to ELIZA."""
     return run("sync", **locals())

@@ -66,6 +66,7 @@ class Run:
     drift: dict[tuple[str, Kind], set[str]] = field(default_factory=dict)
     group_rows: list[dict[str, Any]] | None = None  # ELIZA's custom groups, read once to match
     progress: Progress = NO_PROGRESS
+    stop: Callable[[], bool] = lambda: False  # asked to stop (watch: SIGTERM): between objects
 
     def link(self, entra_id: str, kind: Kind) -> Link | None:
         """The object's link of that kind, as this run knows it."""

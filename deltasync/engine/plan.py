@@ -11,6 +11,7 @@ from deltasync.engine.context import Run
 from deltasync.engine.groups import GROUPS, GroupRound, users_to_plan, with_groups
 from deltasync.engine.ledger import PLAN_FINGERPRINT
 from deltasync.engine.report import action_json
+from deltasync.engine.settings import USERS
 from deltasync.mapping import ExpressionError
 from deltasync.matching import protection
 from deltasync.models import Kind, LinkStatus, MirrorObject
@@ -32,16 +33,20 @@ async def plan(run: Run, groups: GroupRound | None = None) -> Plan:
     run.fingerprint_current = run.store.get_meta(PLAN_FINGERPRINT) == settings.plan_fingerprint
     everything = opts.verify_target or not run.fingerprint_current
     due = datetime.max.replace(tzinfo=UTC) if opts.retry_failed else run.now()
-    objects = [
-        o
-        for spec in settings.resources
-        if spec.name != GROUPS  # planned by deltasync.engine.groups
-        for o in run.store.dirty_objects(spec.name, due, everything=everything)
-    ]
-    extra = users_to_plan(run, groups, objects)
-    if extra:
-        users = settings.resources[0].name
-        objects = sorted([*objects, *run.store.objects_by_id(users, extra)], key=lambda o: o.id)
+    if opts.users:  # sync --user: just those, dirty or not; the others wait for the next run
+        run.fingerprint_current = True
+        objects = run.store.objects_by_id(USERS, opts.users)
+    else:
+        objects = [
+            o
+            for spec in settings.resources
+            if spec.name != GROUPS  # planned by deltasync.engine.groups
+            for o in run.store.dirty_objects(spec.name, due, everything=everything)
+        ]
+        extra = users_to_plan(run, groups, objects)  # users a group change touches
+        if extra:
+            users = settings.resources[0].name
+            objects = sorted([*objects, *run.store.objects_by_id(users, extra)], key=lambda o: o.id)
     if not objects:
         return Plan(())  # nothing dirty: no further reads (the idle hourly run)
     run.ledger.known_failures(f.entra_id for f in run.store.failures())

@@ -18,6 +18,7 @@ from deltasync.models import (
     Kind,
     Link,
     MirrorObject,
+    ObjectChange,
     RoundKind,
 )
 
@@ -114,12 +115,14 @@ class Store(Protocol):
         self, resource: str, now: datetime, *, everything: bool = False
     ) -> list[MirrorObject]: ...
 
+    def apply_objects(self, resource: str, changes: Sequence[ObjectChange]) -> PageCounts: ...
+
+    def objects_by_id(self, resource: str, ids: Iterable[str]) -> list[MirrorObject]: ...
+
     def renew_lease(self, holder: str, ttl_s: int | None = None) -> bool: ...
 
     # group memberships (mirrored by the pull phase)
     def all_objects(self, resource: str) -> list[MirrorObject]: ...
-
-    def objects_by_id(self, resource: str, ids: Iterable[str]) -> list[MirrorObject]: ...
 
     def group_edges(self) -> list[tuple[str, str]]: ...
 

@@ -92,5 +92,7 @@ async def _read_round(run: Run, spec: ResourceSpec, current: _Round) -> None:
         if page.delta_link is not None:
             report.round_complete = True
             return
+        if run.stop():
+            return  # the page and its nextLink are stored: the next run resumes here
         assert page.next_link is not None
         url = page.next_link

@@ -82,10 +82,14 @@ class _Push:
     async def all(self) -> None:
         run, plan = self.run, self.plan
         waiting: list[ObjectPlan] = []
+        stopped: list[ObjectPlan] = []
         sem = asyncio.Semaphore(run.settings.concurrency)
 
         async def one(p: ObjectPlan) -> None:
             async with sem:
+                if p.actions and run.stop():
+                    stopped.append(p)  # asked to stop: the object stays dirty, untouched
+                    return
                 ok = await self.object(p)
             if p.actions:
                 run.progress.advance(1)
@@ -99,6 +103,9 @@ class _Push:
             await asyncio.gather(*(one(p) for p in plan.objects))
         finally:
             run.progress.done()
+        if stopped:
+            run.report.deferred_objects += len(stopped)
+            run.report.warnings.append(f"stopped (signal): {len(stopped)} objects wait")
         if waiting:
             # managers linked during this run: plan those objects once more
             ctx = run.plan_context()

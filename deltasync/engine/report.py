@@ -50,6 +50,8 @@ class RunReport:
     eliza_writes: int = 0
     error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)  # seconds per phase
+    undo_of: int | None = None  # the run an ``undo`` run put back
+    trace: list[str] = field(default_factory=list)  # sync --user: the steps, for people
 
     @property
     def exit_code(self) -> int:
@@ -144,6 +146,8 @@ class RunReport:
             "warnings": self.warnings,
             "error": self.error,
             "timings": {k: round(v, 3) for k, v in self.timings.items()},
+            "undo_of": self.undo_of,
+            "trace": self.trace,
         }
 
 

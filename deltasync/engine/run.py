@@ -17,6 +17,13 @@ from deltasync.engine.context import Lease, Run
 from deltasync.engine.directory import Directory
 from deltasync.engine.groups import plan_groups, push_groups, retire_groups
 from deltasync.engine.ledger import DryLedger, Ledger, Records
+from deltasync.engine.ondemand import (
+    TracingSource,
+    TracingTarget,
+    pull_users,
+    trace_plan,
+    trace_results,
+)
 from deltasync.engine.plan import plan
 from deltasync.engine.ports import Collections, Source, Store, Target
 from deltasync.engine.progress import NO_PROGRESS, Progress
@@ -24,6 +31,7 @@ from deltasync.engine.pull import pull
 from deltasync.engine.push import push
 from deltasync.engine.report import RunReport
 from deltasync.engine.settings import EngineSettings, RunOptions
+from deltasync.engine.undo import undo
 from deltasync.models import Kind
 
 _ACTION_ORDER = {
@@ -49,6 +57,7 @@ class Engine:
         log: Callable[[str], None] = lambda _msg: None,
         progress: Progress = NO_PROGRESS,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self.store = store
         self.source = source
@@ -58,6 +67,7 @@ class Engine:
         self.log = log
         self.progress = progress
         self.now = now
+        self.stop = stop
         self.lease = Lease(store, holder)
         self.run_id: int | None = None
         self.report: RunReport | None = None
@@ -67,31 +77,58 @@ class Engine:
             return DryLedger()
         return Ledger(self.store, self.run_id or 0, self.now)
 
-    async def run(self, opts: RunOptions) -> RunReport:
-        """One whole run; the caller holds the lease and records the run."""
-        started = time.monotonic()
+    def _start(self, opts: RunOptions) -> Run:
         report = self.report = RunReport(opts.command, opts.dry_run, run_id=self.run_id)
-        run = Run(
+        source: Source = self.source
+        target: Target = self.target
+        if opts.users:
+            source, target = TracingSource(source, report), TracingTarget(target, report)
+        return Run(
             store=self.store,
-            source=self.source,
-            target=self.target,
+            source=source,
+            target=target,
             names=self.names,
             settings=self.settings,
             opts=opts,
             report=report,
             ledger=self._ledger(opts),
             lease=self.lease,
-            directory=Directory(self.target, self.names),
+            directory=Directory(target, self.names),
             log=self.log,
             now=self.now,
             progress=self.progress,
+            stop=self.stop,
         )
+
+    async def undo(self, opts: RunOptions, run_id: int, *, force: bool) -> RunReport:
+        """Put back what run ``run_id`` changed (:mod:`deltasync.engine.undo`)."""
+        started = time.monotonic()
+        run = self._start(opts)
+        report = run.report
+        self.progress.begin(self.run_id)
+        eliza0, writes0 = self.target.requests, self.target.writes
+        try:
+            await undo(run, run_id, force=force)
+        finally:
+            report.eliza_requests = self.target.requests - eliza0
+            report.eliza_writes = self.target.writes - writes0
+            report.duration_s = time.monotonic() - started
+        return report
+
+    async def run(self, opts: RunOptions) -> RunReport:
+        """One whole run; the caller holds the lease and records the run."""
+        started = time.monotonic()
+        run = self._start(opts)
+        report = run.report
         self.progress.begin(self.run_id)
         graph0, eliza0, writes0 = self.source.requests, self.target.requests, self.target.writes
         try:
             mark = time.monotonic()
-            await pull(run)
+            await (pull_users(run) if opts.users else pull(run))
             report.timings["pull"] = time.monotonic() - mark
+            if self.stop():
+                report.warnings.append("stopped before planning (signal); nothing half-done")
+                return report
             mark = time.monotonic()
             groups = plan_groups(run)
             await push_groups(run, groups)  # custom groups first: the users' plans need their ids
@@ -100,10 +137,14 @@ class Engine:
             mark = time.monotonic()
             planned = await plan(run, groups)
             report.timings["plan"] = time.monotonic() - mark
+            if opts.users:
+                trace_plan(run, planned)
             mark = time.monotonic()
             await push(run, planned)
             await retire_groups(run, groups)  # after their members lost them
             report.timings["push"] = time.monotonic() - mark
+            if opts.users:
+                trace_results(report)
             if report.actions and not opts.dry_run:
                 hint = recommend_once(self.store, self.settings)
                 if hint is not None:

@@ -21,6 +21,7 @@ class RunOptions:
     limit_users: int | None = None
     allow_deletes: bool = False
     retry_failed: bool = False  # retry failed objects now instead of at their backoff time
+    users: tuple[str, ...] = ()  # sync --user: just these Entra ids, read by id, cursors untouched
 
 
 @dataclass(frozen=True)

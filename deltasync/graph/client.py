@@ -21,7 +21,7 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 from azure.core.credentials_async import AsyncTokenCredential
@@ -255,6 +255,19 @@ class GraphSource:
         if not isinstance(value, list):
             raise BadPayloadError(f"Graph {short_url(url)}: the answer holds no 'value' list")
         return len(value)
+
+    async def user_id(self, upn: str) -> str | None:
+        """The Entra id of the user with this userPrincipalName (or id), None if unknown."""
+        url = f"{self._graph_url}/users/{quote(upn, safe='@')}?$select=id"
+        try:
+            body = await self._get(url, RequestConfiguration())
+        except RunFailedError:
+            return None
+        try:
+            found = json.loads(body or b"{}").get("id")
+        except (ValueError, AttributeError):
+            found = None
+        return found if isinstance(found, str) else None
 
     async def token_roles(self) -> tuple[str, ...]:
         """The application permissions (the ``roles`` claim) of a fresh Graph access token.

@@ -9,7 +9,8 @@ Importing this package is cheap: each name is imported from its module on first 
 
 - :mod:`.settings`: plan context, plan fingerprint, engine settings, ``SyncFlags``
 - :mod:`.store`: the state store of a config
-- :mod:`.sync`: ``sync``/``resync`` under the lease
+- :mod:`.sync`: ``sync``/``resync``/``sync --user``/``undo`` under the lease
+- :mod:`.watch`: ``watch``, the delta loop
 - :mod:`.inspect`: the ``state`` commands and ``db upgrade``
 - :mod:`.export`: ``export-excel``, ``--export-excel``, ``--metrics-file``
 - :mod:`.checks`: ``check``
@@ -49,7 +50,8 @@ if TYPE_CHECKING:  # for type checkers; at run time each name comes through __ge
         plan_fingerprint,
     )
     from deltasync.service.store import store_for
-    from deltasync.service.sync import Seams, lease_holder, lease_words, run_sync
+    from deltasync.service.sync import Seams, lease_holder, lease_words, run_sync, run_undo
+    from deltasync.service.watch import Stop, run_watch
 
 _HOMES = {
     "NO_PROGRESS": "deltasync.engine",
@@ -82,6 +84,9 @@ _HOMES = {
     "lease_holder": "deltasync.service.sync",
     "lease_words": "deltasync.service.sync",
     "run_sync": "deltasync.service.sync",
+    "run_undo": "deltasync.service.sync",
+    "Stop": "deltasync.service.watch",
+    "run_watch": "deltasync.service.watch",
 }
 
 __all__ = [
@@ -90,6 +95,7 @@ __all__ = [
     "RunOptions",
     "RunReport",
     "Seams",
+    "Stop",
     "SyncFlags",
     "apply_demo_changes",
     "check_output_paths",
@@ -105,6 +111,8 @@ __all__ = [
     "run_checks",
     "run_demo",
     "run_sync",
+    "run_undo",
+    "run_watch",
     "serve_sandbox",
     "soft_match_advice",
     "state_failures",

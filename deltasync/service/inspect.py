@@ -171,13 +171,18 @@ def _run_json(r: Any) -> dict[str, Any]:
         "conflicts": len((r.report or {}).get("conflicts", [])),
         "held": len((r.report or {}).get("held", [])),
         "error": (r.report or {}).get("error"),
+        "undo_of": (r.report or {}).get("undo_of"),
     }
 
 
 def state_runs(config: Config, limit: int = 20) -> list[dict[str, Any]]:
     """The last runs, newest first."""
+    from deltasync.plan.undo import undone_by
+
     with store_for(config) as store:
-        return [_run_json(r) for r in store.runs(limit)]
+        runs = store.runs(limit)
+        undone = undone_by(runs)
+        return [{**_run_json(r), "undone_by": undone.get(r.id)} for r in runs]
 
 
 def state_failures(config: Config) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 
-from deltasync.models import MirrorObject, ObjectChange
+from deltasync.models import ObjectChange
 from deltasync.state.base import StoreBase, chunks
 from deltasync.state.meta import VersionCounter
 from deltasync.state.tables import group_member, mirror
@@ -64,17 +64,6 @@ class GroupMemberStore(StoreBase):
                 for row in conn.execute(stmt):
                     result.setdefault(row.group_id, []).append((row.member_id, row.member_type))
         return result
-
-    def objects_by_id(self, resource: str, ids: Iterable[str]) -> list[MirrorObject]:
-        """The mirrored objects of ``resource`` with these ids (unknown ids left out), by id."""
-        from deltasync.state.mirror import to_object
-
-        found: list[MirrorObject] = []
-        with self._read() as conn:
-            for chunk in chunks(sorted(set(ids))):
-                stmt = select(mirror).where(mirror.c.resource == resource, mirror.c.id.in_(chunk))
-                found.extend(to_object(row) for row in conn.execute(stmt))
-        return sorted(found, key=lambda o: o.id)
 
     def member_counts(self) -> dict[str, dict[str, int]]:
         """Direct members per group and member type: group -> {"user": n, "group": m, ...}."""

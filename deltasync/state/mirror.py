@@ -84,6 +84,41 @@ class MirrorStore(StoreBase):
             conn.execute(update(cursor).where(cursor.c.resource == resource).values(progress))
         return PageStats(seen=len(after), changed=changed, removed=removed, absent=absent)
 
+    def apply_objects(self, resource: str, changes: Sequence[ObjectChange]) -> PageStats:
+        """Merge objects read by id (``sync --user``) into the mirror, cursor untouched.
+
+        The read is not minimal: each object's ``props`` are all its selected properties (an
+        absent key was never set), so they replace the stored data; a stored ``None`` that
+        the read leaves out stays, so a read that changes nothing gives no new version. The
+        delta cursor and the full round's bookkeeping are left alone: the next delta round
+        brings the same object again and, finding it unchanged, changes nothing.
+        """
+        now = utcnow()
+        with self._write() as conn:
+            before = _mirror_states(conn, resource, [c.id for c in changes])
+            after = _merge(changes, before, replace=True)
+            for id_, (data, gone) in after.items():
+                old = before.get(id_)
+                if old is not None and gone is None:
+                    for key, value in old[0].items():
+                        if value is None and key not in data:
+                            data[key] = None
+            version = VersionCounter(conn)
+            changed, removed = _store_objects(
+                conn, resource, before, after, version, now, full_round=None
+            )
+        return PageStats(seen=len(after), changed=changed, removed=removed)
+
+    def objects_by_id(self, resource: str, ids: Iterable[str]) -> list[MirrorObject]:
+        """The mirrored objects of ``resource`` with these Entra ids, ordered by id."""
+        wanted = sorted(set(ids))
+        found: list[MirrorObject] = []
+        with self._read() as conn:
+            for chunk in chunks(wanted):
+                stmt = select(mirror).where(mirror.c.resource == resource, mirror.c.id.in_(chunk))
+                found.extend(to_object(row) for row in conn.execute(stmt))
+        return sorted(found, key=lambda o: o.id)
+
     def dirty_objects(
         self, resource: str, now: datetime, *, everything: bool = False
     ) -> list[MirrorObject]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import Connection, Row, func, insert, select, update
 
 from deltasync.models import JournalEntry, Kind, Link, RunRecord
 from deltasync.state.base import StoreBase, plain, utcnow
@@ -47,19 +47,19 @@ class RunStore(StoreBase):
         """The last ``limit`` runs, newest first."""
         stmt = select(run).order_by(run.c.id.desc()).limit(limit)
         with self._read() as conn:
-            return [
-                RunRecord(
-                    id=row.id,
-                    command=row.command,
-                    dry_run=bool(row.dry_run),
-                    started_at=row.started_at,
-                    finished_at=row.finished_at,
-                    status=row.status,
-                    exit_code=row.exit_code,
-                    report=row.report,
-                )
-                for row in conn.execute(stmt)
-            ]
+            return [_run_record(row) for row in conn.execute(stmt)]
+
+    def get_run(self, run_id: int) -> RunRecord | None:
+        """One run by its id."""
+        with self._read() as conn:
+            row = conn.execute(select(run).where(run.c.id == run_id)).first()
+        return _run_record(row) if row is not None else None
+
+    def run_journal(self, run_id: int) -> list[JournalEntry]:
+        """Every journal entry of one run, in the order it was written."""
+        stmt = select(journal).where(journal.c.run_id == run_id).order_by(journal.c.id)
+        with self._read() as conn:
+            return [_entry(row) for row in conn.execute(stmt)]
 
     def journal(
         self,
@@ -102,19 +102,33 @@ class RunStore(StoreBase):
             .limit(limit)
         )
         with self._read() as conn:
-            return [
-                JournalEntry(
-                    id=row.id,
-                    run_id=row.run_id,
-                    at=row.at,
-                    entra_id=row.entra_id,
-                    kind=Kind(row.kind),
-                    action=row.action,
-                    eliza_id=row.eliza_id,
-                    changes=row.changes,
-                )
-                for row in conn.execute(stmt)
-            ]
+            return [_entry(row) for row in conn.execute(stmt)]
+
+
+def _run_record(row: Row[Any]) -> RunRecord:
+    return RunRecord(
+        id=row.id,
+        command=row.command,
+        dry_run=bool(row.dry_run),
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        status=row.status,
+        exit_code=row.exit_code,
+        report=row.report,
+    )
+
+
+def _entry(row: Row[Any]) -> JournalEntry:
+    return JournalEntry(
+        id=row.id,
+        run_id=row.run_id,
+        at=row.at,
+        entra_id=row.entra_id,
+        kind=Kind(row.kind),
+        action=row.action,
+        eliza_id=row.eliza_id,
+        changes=row.changes,
+    )
 
 
 def _journal(

@@ -1,0 +1,161 @@
+"""Undo: put back what one run changed, as a run of its own.
+
+The engine reads the run's journal, what ELIZA holds now for every object the run wrote,
+the links, and the later journal entries of those objects; the pure
+:func:`deltasync.plan.undo.plan_undo` turns them into reversals and refusals. The deletion
+threshold holds the deactivations of an undo like any other run's. Each reversal is one
+PATCH, recorded through the ledger (link and journal entry in one transaction), so the
+undo is itself journaled and can be undone; a dry run's ledger and target write nothing.
+The mirror is left alone: undone objects are planned again when they next change in Entra
+(or on a resync or a mapping change), and then brought in line with Entra.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, cast
+
+from deltasync.engine.context import Run
+from deltasync.engine.ports import Store, collection
+from deltasync.engine.report import action_json
+from deltasync.errors import ObjectRejectedError, ServiceUnavailableError, UsageError
+from deltasync.models import JournalEntry, Kind, LinkStatus, RunRecord
+from deltasync.plan.scope import label
+from deltasync.plan.threshold import apply_threshold
+from deltasync.plan.undo import (
+    CREATING,
+    UNDO,
+    UndoInput,
+    UndoPlan,
+    plan_undo,
+    undone_by,
+    written_objects,
+)
+
+
+class UndoStore(Store, Protocol):
+    """What undo reads beyond a run's needs (``deltasync.state.StateStore`` has it all)."""
+
+    def get_run(self, run_id: int) -> RunRecord | None: ...
+
+    def run_journal(self, run_id: int) -> list[JournalEntry]: ...
+
+    def runs(self, limit: int = 20) -> list[RunRecord]: ...
+
+
+async def undo(run: Run, run_id: int, *, force: bool) -> UndoPlan:
+    """Undo run ``run_id``: plan, hold what the threshold holds, write, record, report."""
+    store = cast(UndoStore, run.store)
+    report = run.report
+    report.undo_of = run_id
+    record = store.get_run(run_id)
+    if record is None:
+        raise UsageError(f"there is no run {run_id}; 'deltasync state runs' lists the runs")
+    if record.dry_run:
+        raise UsageError(
+            f"run {run_id} was a dry run: it changed nothing, there is nothing to undo"
+        )
+    before = undone_by(r for r in store.runs(limit=10_000) if r.id > run_id)
+    if run_id in before and not force:
+        raise UsageError(
+            f"run {run_id} was already undone by run {before[run_id]} "
+            "(undo that run to redo it, or pass --force)"
+        )
+    entries = store.run_journal(run_id)
+    plan = await _plan(run, store, run_id, entries, force=force)
+    for refusal in plan.refused:
+        report.conflicts.append(
+            {
+                "entra_id": refusal.entra_id,
+                "label": refusal.label,
+                "kind": refusal.kind.value,
+                "op": UNDO,
+                "eliza_id": refusal.eliza_id,
+                "message": refusal.reason + ("" if force else "; --force undoes it anyway"),
+            }
+        )
+        run.log(
+            f"refused: {refusal.label} {refusal.kind.value} #{refusal.eliza_id}: {refusal.reason}"
+        )
+    result = apply_threshold(
+        plan.object_plans(),
+        linked_users=run.store.count_links(Kind.USER, status=LinkStatus.ACTIVE),
+        max_count=run.settings.max_deactivations,
+        max_percent=run.settings.max_deactivation_percent,
+        allow=run.opts.allow_deletes,
+    )
+    held = {p.entra_id for p in result.held}
+    if result.held:
+        report.threshold = result.threshold_reason
+        for p in result.held:
+            report.held.append({"entra_id": p.entra_id, "label": p.label, "status": p.status})
+            report.actions.extend(action_json(a, "held") for a in p.actions if a.deprovisions)
+    report.planned_objects = len(result.objects)
+    run.progress.phase("push", len(plan.reversals))
+    try:
+        for reversal in plan.reversals:
+            a = reversal.action
+            if a.entra_id in held and a.deprovisions:
+                continue
+            run.lease.renew()
+            await _write(run, reversal.action, reversal.link)
+            run.progress.advance(1)
+    finally:
+        run.progress.done()
+    return plan
+
+
+async def _plan(
+    run: Run, store: UndoStore, run_id: int, entries: list[JournalEntry], *, force: bool
+) -> UndoPlan:
+    objects = written_objects(entries)
+    entra_ids = sorted({eid for eid, _, _ in objects})
+    later: dict[tuple[str, Kind], int] = {}
+    for entra_id in entra_ids:
+        for e in store.journal_for(entra_id, 200):
+            if e.run_id > run_id and e.run_id != run.report.run_id and e.action != CREATING:
+                key = (entra_id, e.kind)
+                later[key] = min(later.get(key, e.run_id), e.run_id)
+    current: dict[tuple[Kind, int], Any] = {}
+    for _, kind, eliza_id in objects:
+        if (kind, eliza_id) not in current:
+            current[(kind, eliza_id)] = await run.target.get(collection(run.names, kind), eliza_id)
+    labels = {
+        o.id: label(o)
+        for spec in run.settings.resources
+        for o in run.store.objects_by_id(spec.name, entra_ids)
+    }
+    world = UndoInput(
+        current=current,
+        links=run.store.links_for(entra_ids),
+        later=later,
+        labels=labels,
+        today=run.settings.ctx.today.isoformat(),
+        now=run.now(),
+        force=force,
+    )
+    return plan_undo(run_id, entries, world)
+
+
+async def _write(run: Run, a: Any, link: Any) -> None:
+    """One reversal: the PATCH (none for an empty body), then link and journal together."""
+    resource = collection(run.names, a.kind)
+    try:
+        if a.fields:
+            await run.target.update(resource, a.eliza_id, a.fields)
+    except (ObjectRejectedError, ServiceUnavailableError) as exc:
+        run.report.failures.append(
+            {
+                "entra_id": a.entra_id,
+                "label": a.label,
+                "kind": a.kind.value,
+                "op": a.op.value,
+                "message": str(exc),
+            }
+        )
+        run.report.actions.append(action_json(a, "error"))
+        run.log(f"error: {a.label} {a.kind.value} {a.op.value}: {exc}")
+        return
+    run.report.actions.append(action_json(a, run.ledger.applied))
+    run.ledger.pushed(a, link, a.eliza_id)
+    if link is not None:
+        run.linked(a.entra_id, a.kind, link)
