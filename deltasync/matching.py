@@ -227,3 +227,15 @@ def decide_person(
             how = MatchedBy.soft([attribute]) if attribute == "email" else MatchedBy.USER
             return Match(Outcome.MATCH, person, how)
     return Match(Outcome.CREATE)
+
+
+# After the adoption (see deltasync.engine.adoption); here so that `state` needs no engine.
+#: The meta key set once the recommendation was given.
+SOFT_MATCH_HINT = "soft_match_hint_given"
+
+RECOMMENDATION = (
+    "every in-scope Entra user is linked to its ELIZA account and matching.soft_match is "
+    "still true: set matching.soft_match: false, so a new Entra user can never take over an "
+    "unlinked ELIZA account by its username or e-mail (as Entra Connect's "
+    "BlockSoftMatchEnabled)"
+)

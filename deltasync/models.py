@@ -125,6 +125,9 @@ class Link:
     pushed_version: int
     status: LinkStatus = LinkStatus.ACTIVE
     saved: Mapping[str, Any] = field(default_factory=dict)  # what deprovisioning must undo
+    # ELIZA values adoption kept because Entra had none: field -> value ELIZA held. While
+    # Entra's value stays empty the field is left alone; once Entra has one it is written.
+    kept: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # the store hands in the stored strings; keep the enums true at run time
@@ -175,3 +178,17 @@ class JournalEntry:
     action: str
     eliza_id: int | None
     changes: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Probe:
+    """One line of ``check``: what was tested, whether it passed, and the fix if not.
+
+    ``ok`` is None for a line that neither passed nor failed: something that could not be
+    verified (said so in ``detail``), which does not fail the check.
+    """
+
+    name: str
+    ok: bool | None
+    detail: str
+    fix: str = ""

@@ -132,6 +132,9 @@ class FakeStore:
                 out.setdefault(eid, {})[kind] = lk
         return out
 
+    def all_objects(self, resource: str) -> list[MirrorObject]:
+        return sorted((o for r, o in self.mirror.values() if r == resource), key=lambda o: o.id)
+
     def all_links(self, kind: Kind) -> list[Link]:
         return [lk for (_, k), lk in sorted(self.links.items()) if k == kind]
 

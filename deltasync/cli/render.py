@@ -70,8 +70,12 @@ def render_report(report: RunReport, *, verbose: bool = False, console: Console 
         )
         suffix = "" if a["result"] in ("ok", "planned") else f"  [{a['result'].upper()}]"
         console.print(escape(head + suffix + f"  — {a['reason']}"))
+        marks = a.get("adoption") or {}
         for name, (old, new) in a["changes"].items():
-            console.print(escape(f"      {name}: {fmt(old)} → {fmt(new)}"))
+            note = "  (overwritten)" if marks.get(name) == "overwritten" else ""
+            console.print(escape(f"      {name}: {fmt(old)} → {fmt(new)}{note}"))
+        for name, value in (a.get("kept") or {}).items():
+            console.print(escape(f"      {name}: {fmt(value)} kept (Entra has none)"))
     counts = report.counts()
     if counts:
         summary = "; ".join(
@@ -81,6 +85,8 @@ def render_report(report: RunReport, *, verbose: bool = False, console: Console 
         console.print(("planned " if report.dry_run else "applied ") + escape(summary))
     elif not report.actions:
         console.print("nothing to do")
+    for line_ in report.summary_lines():
+        console.print(escape(line_))
     if report.deferred_objects:
         console.print(f"{report.deferred_objects} object(s) wait for later runs (--limit-users)")
     for w in report.warnings:

@@ -52,6 +52,8 @@ def state(
         )
         for h in data["held_deactivations"]:
             out.print(escape(f"  {h['label']} ({h['status']})"))
+    for hint in data.get("hints", ()):
+        out.print(f"[yellow]hint:[/] {escape(hint)}")
     if data["last_runs"]:
         out.print("last runs:")
         for r in data["last_runs"]:

@@ -10,7 +10,8 @@ import typer
 from rich.markup import escape
 
 from deltasync import service
-from deltasync.cli.options import ConfigOpt, JsonOpt, load
+from deltasync.cli.options import ConfigOpt, GroupOpt, JsonOpt, OrgunitOpt, load
+from deltasync.cli.prog import prog_name
 from deltasync.cli.render import err, out, print_json, render_report
 
 
@@ -28,22 +29,41 @@ def export_excel(
     return 0
 
 
-def check(config: ConfigOpt = None, as_json: JsonOpt = False) -> int:
-    """Check config, Entra credential and Graph permission, ELIZA token, permissions and schema."""
-    results = service.run_checks(load(config))
+def check(
+    config: ConfigOpt = None,
+    orgunit_sync: OrgunitOpt = False,
+    assign_to_group: GroupOpt = None,
+    as_json: JsonOpt = False,
+) -> int:
+    """Check what a sync needs: config, Entra and Graph, ELIZA, the state database.
+
+    Pass the flags the sync runs with (--enable-orgunit-sync, --assign-to-group): they
+    change what ELIZA must allow. Exit 0 when every line passes, 1 when one fails.
+    """
+    flags = service.SyncFlags(orgunit_sync=orgunit_sync, assign_to_group=assign_to_group)
+    results = service.run_checks(load(config), flags=flags)
     if as_json:
         print_json(results)
     else:
+        marks = _check_marks()
+        width = max((len(r["check"]) for r in results), default=0)
         for r in results:
-            color, label = {
-                "ok": ("green", "ok"),
-                "warn": ("yellow", "warn"),
-                "fail": ("red", "FAIL"),
-            }[r["status"]]
-            out.print(f"[{color}]{label:<4}[/] {escape(r['check'])}: {escape(r['detail'])}")
+            color, mark = marks[r["status"]]
+            out.print(
+                f"[{color}]{escape(mark)}[/] {escape(r['check']):<{width}}  {escape(r['detail'])}"
+            )
             if r.get("fix"):
-                out.print(f"     fix: {escape(r['fix'])}")
+                out.print(f"  fix: {escape(r['fix'])}")
     return 1 if any(r["status"] == "fail" for r in results) else 0
+
+
+def _check_marks() -> dict[str, tuple[str, str]]:
+    """✓ ✗ ! where stdout can encode them, else ok FAIL warn (padded to one width)."""
+    try:
+        "✓✗".encode(out.encoding)
+    except (UnicodeEncodeError, LookupError):
+        return {"ok": ("green", "ok  "), "warn": ("yellow", "warn"), "fail": ("red", "FAIL")}
+    return {"ok": ("green", "✓"), "warn": ("yellow", "!"), "fail": ("red", "✗")}
 
 
 def demo(
@@ -55,7 +75,13 @@ def demo(
 ) -> int:
     """The whole job against the built-in sandbox; no credentials needed."""
     return service.run_demo(
-        users=users, directory=directory, console=err, as_json=as_json, render=render_report
+        users=users,
+        directory=directory,
+        console=err if as_json else out,  # --json: stdout holds only the JSON
+        log_console=err,
+        as_json=as_json,
+        render=render_report,
+        prog=prog_name(),
     )
 
 
@@ -88,6 +114,7 @@ def sandbox_serve(
         port=port,
         directory=directory,
         console=out,
+        prog=prog_name(),
         eliza_latency_ms=eliza_latency_ms,
         groups=groups,
     )

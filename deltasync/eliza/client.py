@@ -84,6 +84,7 @@ class ElizaClient:
         max_retries: retries after the first attempt before giving up.
         sleep: how to wait between attempts (tests record the delays instead).
         page_size: the ``limit`` sent with list reads.
+        connect_timeout_s: timeout of opening a connection (default: ``timeout_s``).
     """
 
     def __init__(
@@ -101,6 +102,7 @@ class ElizaClient:
         max_retries: int = 5,
         sleep: SleepFn = asyncio.sleep,
         page_size: int = DEFAULT_PAGE_SIZE,
+        connect_timeout_s: float | None = None,
     ) -> None:
         token = api_token if isinstance(api_token, str) else api_token.reveal()
         if not token:
@@ -119,6 +121,7 @@ class ElizaClient:
             retry_base_delay_s=retry_base_delay_s,
             max_retries=max_retries,
             sleep=sleep,
+            connect_timeout_s=connect_timeout_s,
         )
 
     @classmethod
@@ -164,6 +167,11 @@ class ElizaClient:
     def writes(self) -> int:
         """Write requests (POST, PUT, PATCH, DELETE) sent, every attempt counted."""
         return self._http.writes
+
+    @property
+    def host(self) -> str:
+        """The instance's host (``host:port`` when a port is given), for messages."""
+        return self._http.host
 
     @property
     def timeout_s(self) -> float:
@@ -226,12 +234,50 @@ class ElizaClient:
 
         Returns ELIZA's ``count`` when it pages, else None.
         """
+        count, _ = await self.sample(resource)
+        return count
+
+    async def sample(
+        self, resource: Resource | str, *, timeout_s: float | None = None
+    ) -> tuple[int | None, int | None]:
+        """``GET <list>?limit=1``: (ELIZA's ``count`` when it pages, the first object's id).
+
+        ``timeout_s`` replaces the client's timeouts for this one request.
+        """
         res = Resource(resource)
         path = self.path(res)
         url = self._http.url(httpx.URL(path, params={"limit": "1"}).raw_path.decode("ascii"))
-        body = await self._get_page(url, res, path)
+        body = await self._get_page(url, res, path, timeout_s=timeout_s)
         count = body.get("count") if isinstance(body, dict) else None
-        return count if isinstance(count, int) else None
+        rows = body.get("results") if isinstance(body, dict) else body
+        first = rows[0] if isinstance(rows, list) and rows else None
+        oid = first.get("id") if isinstance(first, dict) else None
+        return (
+            count if isinstance(count, int) else None,
+            oid if isinstance(oid, int) and not isinstance(oid, bool) else None,
+        )
+
+    async def write_actions(
+        self, resource: Resource | str, id: int | None = None
+    ) -> set[str] | None:
+        """The write methods ELIZA says this token may use, asked without writing.
+
+        ``OPTIONS`` on a Django REST Framework view lists under ``actions`` the methods
+        (``POST`` on a list, ``PUT`` on an object) whose permission check the token passes.
+        DRF leaves ``actions`` out when the token may use none of them. None when the answer
+        is not DRF's metadata (OPTIONS not served): then nothing is known about writing.
+        """
+        res = Resource(resource)
+        path = self.path(res, id)
+        response = await self._http.send("OPTIONS", path)
+        if response.status_code in (404, 405) or not is_json(response):
+            return None
+        self._http.check(response, "OPTIONS", res.value, id)
+        body = response.json() if response.content else None
+        if not isinstance(body, dict) or "name" not in body:
+            return None  # not DRF's metadata
+        actions = body.get("actions")
+        return {str(m).upper() for m in actions} if isinstance(actions, dict) else set()
 
     async def schema(self) -> dict[str, Any] | None:
         """The instance's OpenAPI schema (``GET /api/schema/``), or None if it is not served."""
@@ -271,9 +317,11 @@ class ElizaClient:
             rows.extend(_object(row, "GET", path) for row in page)
         return rows
 
-    async def _get_page(self, url: str, res: Resource, path: str) -> Any:
+    async def _get_page(
+        self, url: str, res: Resource, path: str, *, timeout_s: float | None = None
+    ) -> Any:
         """One GET of a list URL; a 404 there means a wrong base URL or path, not no data."""
-        response = await self._http.send("GET", url)
+        response = await self._http.send("GET", url, timeout_s=timeout_s)
         if response.status_code == 404:
             raise RunFailedError(
                 f"ELIZA has no GET {path} (404): check eliza.base_url, eliza.trailing_slash "

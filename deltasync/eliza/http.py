@@ -62,6 +62,7 @@ class ElizaHttp:
         retry_base_delay_s: float,
         max_retries: int,
         sleep: SleepFn,
+        connect_timeout_s: float | None = None,
     ) -> None:
         self._token = token
         self.base_url = base_url
@@ -76,7 +77,7 @@ class ElizaHttp:
         self._client = httpx.AsyncClient(
             transport=transport,
             verify=_ssl_context(ca_bundle) if ca_bundle else True,
-            timeout=httpx.Timeout(timeout_s),
+            timeout=httpx.Timeout(timeout_s, connect=connect_timeout_s or timeout_s),
             follow_redirects=False,
             headers={
                 "Authorization": f"Token {token}",
@@ -107,12 +108,16 @@ class ElizaHttp:
         nxt = httpx.URL(str(next_url))
         return str(self._origin.copy_with(path=nxt.path, query=nxt.query or None, fragment=None))
 
-    async def send(self, method: str, url: str, *, json_body: Any = None) -> httpx.Response:
+    async def send(
+        self, method: str, url: str, *, json_body: Any = None, timeout_s: float | None = None
+    ) -> httpx.Response:
         """One logical request: attempts, backoff and Retry-After; non-retryable answers returned.
 
+        ``timeout_s`` replaces the client's timeouts (connect and read) for this request.
         Raises ServiceUnavailableError when every attempt failed, and at once for a POST
         that ELIZA may have applied (5xx other than 503, timeouts, broken connections).
         """
+        timeout: Any = httpx.USE_CLIENT_DEFAULT if timeout_s is None else httpx.Timeout(timeout_s)
         if url.startswith("/"):
             url = self.url(url)
         path = httpx.URL(url).path
@@ -128,14 +133,23 @@ class ElizaHttp:
                     self.writes += 1
                 try:
                     response = await self._client.request(
-                        method, url, content=_encode(json_body), headers=_content_type(json_body)
+                        method,
+                        url,
+                        content=_encode(json_body),
+                        headers=_content_type(json_body),
+                        timeout=timeout,
                     )
-                except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+                except httpx.ConnectTimeout as exc:
                     # The request never reached ELIZA: safe to repeat, POST included.
+                    waited = self._waited(timeout_s, "connect")
+                    problem = f"cannot connect to {self._host()} within {waited}"
+                    safe, error = True, exc
+                except (httpx.ConnectError, httpx.PoolTimeout) as exc:
                     problem = f"cannot connect to {self._host()} ({transport_words(exc)})"
                     safe, error = True, exc
                 except httpx.TimeoutException as exc:
-                    problem = f"no answer within {self.timeout_s:g} s from {self._host()}"
+                    waited = self._waited(timeout_s, "read")
+                    problem = f"no answer within {waited} from {self._host()}"
                     error, safe = exc, method != "POST"
                 except httpx.TransportError as exc:
                     problem = f"network error talking to {self._host()} ({transport_words(exc)})"
@@ -156,6 +170,8 @@ class ElizaHttp:
             if attempt >= self.max_retries:
                 raise ServiceUnavailableError(
                     f"ELIZA kept failing on {what} ({problem}) after {attempt + 1} attempts"
+                    if attempt
+                    else f"ELIZA failed on {what}: {problem}"
                 ) from error
             delay = self.backoff(attempt) if retry_after is None else retry_after
             delay = min(delay, MAX_WAIT_S)
@@ -163,10 +179,21 @@ class ElizaHttp:
             await self._sleep(delay)
             attempt += 1
 
+    def _waited(self, override: float | None, kind: str) -> str:
+        if override is not None:
+            return f"{override:g} s"
+        configured = getattr(self._client.timeout, kind, None)
+        return f"{configured if configured is not None else self.timeout_s:g} s"
+
     def _host(self) -> str:
         """``host:port`` of the ELIZA instance, as the error messages name it."""
         port = self._origin.port or (443 if self._origin.scheme == "https" else 80)
         return f"{self._origin.host}:{port}"
+
+    @property
+    def host(self) -> str:
+        """``host:port`` of the ELIZA instance, for messages."""
+        return self._host()
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter: base * 2**attempt, scaled by a factor in [0.5, 1]."""

@@ -65,10 +65,21 @@ async def plan(run: Run) -> Plan:
             )
             report.actions.extend(action_json(a, "held") for a in held.actions if a.deprovisions)
         run.log(f"deactivations held: {result.threshold_reason}")
+    report.out_of_scope = dict(Counter(filter(None, map(_left_out, result.objects))))
     notes = Counter(n for p in result.objects for n in p.notes)
     for note, count in sorted(notes.items()):
         report.warnings.append(f"{note} ({count} user{'s' if count != 1 else ''})")
     return _limit(run, result)
+
+
+def _left_out(p: ObjectPlan) -> str | None:
+    """Why an object the run leaves alone is not synced (None: in scope, or acted on)."""
+    if p.actions or p.status == "active":
+        return None
+    if p.status == "disabled":
+        return "disabled"
+    prefix = "out of scope: "
+    return p.status[len(prefix) :] if p.status.startswith(prefix) else None
 
 
 def _limit(run: Run, result: Plan) -> Plan:

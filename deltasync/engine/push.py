@@ -35,9 +35,9 @@ from deltasync.errors import (
     ServiceUnavailableError,
 )
 from deltasync.models import Kind, Link, LinkStatus
-from deltasync.plan.actions import Action, ObjectPlan, Op, Plan
+from deltasync.plan.actions import Action, ObjectPlan, Op, Plan, empty
 from deltasync.plan.objects import plan_object
-from deltasync.plan.resolve import Write, changed, created, matched, needs_current
+from deltasync.plan.resolve import Write, changed, created, held_back, matched, needs_current
 
 MAX_CONSECUTIVE_OUTAGES = 5
 PREFETCH_THRESHOLD = 20  # unlinked objects from which one list read beats per-object lookups
@@ -60,6 +60,7 @@ class _Push:
         self.plan = plan
         self.held = {p.entra_id for p in plan.held}
         self.outages = 0
+        self.collided: set[str] = set()  # objects with a field another account holds
 
     async def all(self) -> None:
         run, plan = self.run, self.plan
@@ -105,6 +106,8 @@ class _Push:
                 self.fail(action, p.version, exc)
                 return False
             self.outages = 0
+        if p.entra_id in self.collided:
+            return False  # the conflict stays recorded; the colliding field is retried
         user_link = self.run.link(p.entra_id, Kind.USER)
         if user_link is None or user_link.status != LinkStatus.PROTECTED:
             self.run.ledger.succeeded(p.entra_id)
@@ -153,9 +156,15 @@ class _Push:
             if current is None:
                 self.gone(a, link)
         write = changed(a, link, current, run.ids)
+        taken = await self.taken(a, link, write.body)
+        if taken:
+            write = held_back(write, taken, link)
+            self.collision(a, version, link, write, taken)
         try:
             if a.op == Op.DELETE:
                 await run.target.delete(resource, a.eliza_id)
+            elif taken and not write.body:
+                return  # nothing else to write; the conflict is recorded
             else:
                 await run.target.update(resource, a.eliza_id, write.body)
         except ObjectRejectedError as exc:
@@ -163,6 +172,66 @@ class _Push:
                 self.gone(a, link)
             raise
         self.commit(write, write.relinked(link, version))
+
+    async def taken(self, a: Action, link: Link, body: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """The unique fields (username, e-mail) of a linked user's write that another ELIZA
+        account holds already: field -> that account. A linked object never re-matches."""
+        if a.kind != Kind.USER:
+            return {}
+        found: dict[str, dict[str, Any]] = {}
+        for name in (f.USERNAME, f.EMAIL):
+            value = body.get(name)
+            if empty(value):
+                continue
+            holders = await self.run.target.find(self.run.names.USER, **{name: value})
+            others = [u for u in holders if int(u["id"]) != link.eliza_id]
+            if others:
+                found[name] = others[0]
+        return found
+
+    def collision(
+        self,
+        a: Action,
+        version: int,
+        link: Link,
+        write: Write,
+        taken: dict[str, dict[str, Any]],
+    ) -> None:
+        """Report a username or e-mail another account holds: a conflict naming both sides;
+        the object's other changes are still written."""
+        run = self.run
+        self.collided.add(a.entra_id)
+        parts = [
+            f"the new {name} {a.fields.get(name)!r} is held by ELIZA user #{other['id']} "
+            f"({other.get(f.USERNAME)!r})"
+            for name, other in taken.items()
+        ]
+        message = (
+            f"Entra user {a.label} ({a.entra_id}, linked to ELIZA user #{link.eliza_id}): "
+            + "; ".join(parts)
+            + "; not taken over"
+            + (", the other changes are written" if write.body else "")
+            + "; retried on the next runs"
+        )
+        others = [
+            {"field": name, "eliza_id": other.get("id"), "username": other.get(f.USERNAME)}
+            for name, other in taken.items()
+        ]
+        run.report.conflicts.append(
+            {
+                "entra_id": a.entra_id,
+                "label": a.label,
+                "kind": a.kind.value,
+                "op": a.op.value,
+                "eliza_id": link.eliza_id,
+                "message": message,
+                "held_by": others,
+            }
+        )
+        run.log(f"conflict: {message}")
+        run.ledger.failed(
+            a.entra_id, a.kind, a.op.value, "conflict", message, {"held_by": others}, version
+        )
 
     async def create(self, a: Action, version: int) -> None:
         """Match first; create only without a match, after journalling that it is under way."""

@@ -7,7 +7,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from deltasync.plan.actions import Action, AddToGroups, Ref
+from deltasync import fields as f
+from deltasync.plan.actions import Action, AddToGroups, Op, Ref, empty
+
+#: How a dry run's stand-in id (negative: the object is not created yet) reads, per field.
+_PLACEHOLDERS = {
+    f.PERSON_USER: "(new user)",
+    f.MANAGER: "(the new person)",
+    f.MEMBER: "(the new person)",
+}
+
+
+_DONE = ("ok", "planned")
 
 
 @dataclass
@@ -27,6 +38,7 @@ class RunReport:
     objects_changed: int = 0
     planned_objects: int = 0
     deferred_objects: int = 0
+    out_of_scope: dict[str, int] = field(default_factory=dict)  # reason -> objects left out
     actions: list[dict[str, Any]] = field(default_factory=list)
     failures: list[dict[str, Any]] = field(default_factory=list)
     conflicts: list[dict[str, Any]] = field(default_factory=list)
@@ -66,6 +78,36 @@ class RunReport:
                 kind[a["op"]] = kind.get(a["op"], 0) + 1
         return result
 
+    def adoption(self) -> dict[str, int]:
+        """Adopted existing ELIZA objects, and their values overwritten and kept."""
+        marks = [a["adoption"] for a in self.actions if a.get("adoption") and a["result"] in _DONE]
+        values = [v for m in marks for v in m.values()]
+        return {
+            "objects": len(marks),
+            "overwritten": values.count("overwritten"),
+            "kept": values.count("kept"),
+        }
+
+    def summary_lines(self) -> list[str]:
+        """The adoption and out-of-scope lines people read under the counts."""
+        lines = []
+        adopted = self.adoption()
+        if adopted["objects"]:
+            n = adopted["objects"]
+            verb = "would adopt" if self.dry_run else "adopted"
+            lines.append(
+                f"{verb} {n} existing ELIZA object{'s' if n != 1 else ''}: "
+                f"{adopted['overwritten']} value{'s' if adopted['overwritten'] != 1 else ''} "
+                f"overwritten, {adopted['kept']} kept because Entra has none"
+            )
+        if self.out_of_scope:
+            total = sum(self.out_of_scope.values())
+            why = ", ".join(f"{k}: {v}" for k, v in sorted(self.out_of_scope.items()))
+            lines.append(
+                f"{total} Entra user{'s' if total != 1 else ''} out of scope, left alone ({why})"
+            )
+        return lines
+
     def as_dict(self) -> dict[str, Any]:
         """The JSON run report."""
         return {
@@ -91,7 +133,9 @@ class RunReport:
             },
             "planned_objects": self.planned_objects,
             "deferred_objects": self.deferred_objects,
+            "out_of_scope": dict(sorted(self.out_of_scope.items())),
             "counts": self.counts(),
+            "adoption": self.adoption(),
             "actions": self.actions,
             "failures": self.failures,
             "conflicts": self.conflicts,
@@ -103,11 +147,13 @@ class RunReport:
         }
 
 
-def _json_value(value: Any) -> Any:
+def _json_value(value: Any, name: str = "") -> Any:
     if isinstance(value, Ref):
         return f"<{value.kind.value} of {value.entra_id}>"
     if isinstance(value, AddToGroups):
         return [f"+{i}" for i in value.ids]
+    if name in _PLACEHOLDERS and isinstance(value, int) and value < 0:
+        return _PLACEHOLDERS[name]
     return value
 
 
@@ -118,7 +164,21 @@ def _real_id(eliza_id: int | None) -> int | None:
 
 def changes_json(changes: Mapping[str, tuple[Any, Any]]) -> dict[str, list[Any]]:
     """Changes as JSON: field -> [old, new], references and group additions spelled out."""
-    return {k: [_json_value(old), _json_value(new)] for k, (old, new) in changes.items()}
+    return {k: [_json_value(old, k), _json_value(new, k)] for k, (old, new) in changes.items()}
+
+
+def adoption(a: Action) -> dict[str, str]:
+    """An adopted object's fields: ``overwritten`` (ELIZA's value replaced by Entra's) or
+    ``kept`` (Entra has none, ELIZA's stays); empty for any other action."""
+    if a.op != Op.MATCH:
+        return {}
+    out = {
+        k: "overwritten"
+        for k, (old, _) in a.changes.items()
+        if k not in (f.GROUPS, f.REMOTE_KEY) and not empty(old)
+    }
+    out.update(dict.fromkeys(a.kept or {}, "kept"))
+    return out
 
 
 def action_json(a: Action, result: str, eliza_id: int | None = None) -> dict[str, Any]:
@@ -132,4 +192,13 @@ def action_json(a: Action, result: str, eliza_id: int | None = None) -> dict[str
         "changes": changes_json(a.changes),
         "reason": a.reason,
         "result": result,
+        **_adopted_json(a),
     }
+
+
+def _adopted_json(a: Action) -> dict[str, Any]:
+    if a.op != Op.MATCH:
+        return {}
+    marks = adoption(a)
+    kept = {k: _json_value(v, k) for k, v in (a.kept or {}).items()}
+    return {"adoption": marks, "kept": kept}

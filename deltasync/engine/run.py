@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from deltasync.engine.adoption import recommend_once
 from deltasync.engine.context import Lease, Run
 from deltasync.engine.directory import Directory
 from deltasync.engine.ledger import DryLedger, Ledger, Records
@@ -91,6 +92,11 @@ class Engine:
             mark = time.monotonic()
             await push(run, planned)
             report.timings["push"] = time.monotonic() - mark
+            if report.actions and not opts.dry_run:
+                hint = recommend_once(self.store, self.settings)
+                if hint is not None:
+                    report.warnings.append(hint)
+                    self.log(f"warning: {hint}")
         finally:
             report.actions.sort(
                 key=lambda a: (str(a["label"]).lower(), _ACTION_ORDER.get(a["kind"], 3))

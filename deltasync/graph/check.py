@@ -4,7 +4,6 @@ read with the full ``$select`` a run will use, each as a :class:`Probe` with its
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -18,6 +17,9 @@ from deltasync.errors import (
     ServiceUnavailableError,
 )
 from deltasync.graph.client import EntraSettings, GraphSource
+from deltasync.models import Probe
+
+__all__ = ["CHECK_CONNECT_TIMEOUT_S", "NEEDED", "Probe", "check_graph", "missing_permissions"]
 
 #: Seconds a check may spend opening a connection (a run waits 30).
 CHECK_CONNECT_TIMEOUT_S = 5.0
@@ -46,16 +48,6 @@ NEEDED: dict[str, tuple[str, ...]] = {
     ),
 }
 GROUP_SELECT: tuple[str, ...] = ("id", "displayName")
-
-
-@dataclass(frozen=True)
-class Probe:
-    """One line of ``check``: what was tested, whether it passed, and the fix if not."""
-
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
 
 
 def missing_permissions(roles: Sequence[str], *, sync_groups: bool) -> list[str]:

@@ -57,6 +57,7 @@ class Action:
     desired: Mapping[str, Any] = field(default_factory=dict)  # every mapped value afterwards
     if_empty: Mapping[str, Any] = field(default_factory=dict)  # set only where ELIZA has no value
     saved: Mapping[str, Any] | None = None  # the link's deprovisioning memory afterwards
+    kept: Mapping[str, Any] | None = None  # the link's kept values afterwards (None: as they are)
 
     @property
     def deprovisions(self) -> bool:
@@ -93,10 +94,42 @@ class Plan:
         return [a for p in self.objects for a in p.actions]
 
 
+def empty(value: Any) -> bool:
+    """No value: absent (None), null, ``""`` or ``[]``. The one definition of "empty"."""
+    return value is None or (isinstance(value, str | list | tuple) and len(value) == 0)
+
+
+def same(old: Any, new: Any) -> bool:
+    """Not a change: equal values, or both empty (``null → ""`` is nothing to show or send)."""
+    return old == new or (empty(old) and empty(new))
+
+
 def diff(desired: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
     """Fields whose desired value differs from the current one: field -> (old, new)."""
     return {
         name: (current.get(name), value)
         for name, value in desired.items()
-        if name not in current or current[name] != value
+        if not same(current.get(name), value)
     }
+
+
+def keep_adopted(
+    desired: Mapping[str, Any], kept: Mapping[str, Any], known: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The desired values of a linked object with its kept fields left alone.
+
+    A field adoption kept (ELIZA had a value, Entra none) stays ELIZA's while Entra's value
+    is still empty: its desired value becomes what ELIZA is known to hold (``known``: the
+    link's pushed values, or ELIZA's current ones under ``--verify-target``), so it is no
+    change. Once Entra has a value, that value is desired as usual (and no longer kept).
+    """
+    out = dict(desired)
+    for name, value in kept.items():
+        if name in out and empty(out[name]):
+            out[name] = known.get(name, value)
+    return out
+
+
+def still_kept(desired: Mapping[str, Any], kept: Mapping[str, Any]) -> dict[str, Any]:
+    """The kept fields whose Entra value is still empty."""
+    return {k: v for k, v in kept.items() if k in desired and empty(desired[k])}

@@ -8,7 +8,7 @@ from typing import Any
 from deltasync import fields as f
 from deltasync.models import Kind, Link, LinkStatus, MirrorObject
 from deltasync.plan import memory as m
-from deltasync.plan.actions import Action, Op, Ref, diff
+from deltasync.plan.actions import Action, Op, Ref, diff, keep_adopted, still_kept
 from deltasync.plan.context import PlanContext, deprovision_op
 from deltasync.plan.scope import label
 
@@ -95,6 +95,8 @@ def _in_scope(
             name,
             desired,
         )
+    kept = still_kept(desired, link.kept) if link.kept else None
+    desired = keep_adopted(desired, link.kept, link.pushed)
     changes = diff(desired, link.pushed) if ctx.update_persons else {}
     if link.status == LinkStatus.DEACTIVATED:
         saved = link.saved
@@ -115,6 +117,7 @@ def _in_scope(
             name,
             {**link.pushed, **desired},
             saved={},
+            kept=kept,
         )
     if not changes:
         return None
@@ -128,6 +131,7 @@ def _in_scope(
         "changed in Entra",
         name,
         {**link.pushed, **desired},
+        kept=kept,
     )
 
 

@@ -8,7 +8,7 @@ deprovisioning memory - is made here, so the push only executes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 from deltasync import fields as f
 from deltasync.models import Kind, Link, LinkStatus, MatchedBy
 from deltasync.plan import memory as m
-from deltasync.plan.actions import Action, AddToGroups, Op, Ref, diff
+from deltasync.plan.actions import Action, AddToGroups, Op, Ref, diff, empty, same
 from deltasync.plan.persons import memory_after_filling
 
 Ids = Mapping[tuple[str, Kind], int]  # (entra id, kind) -> ELIZA id of objects linked so far
@@ -43,13 +43,20 @@ class Write:
             matched_at=now,
             pushed=self.pushed,
             pushed_version=version,
+            kept=dict(self.action.kept or {}),
         )
 
     def relinked(self, link: Link, version: int) -> Link:
         """The existing link after an update, deprovisioning or its reversal."""
         saved = link.saved if self.saved is None else self.saved
+        kept = link.kept if self.action.kept is None else self.action.kept
         return replace(
-            link, pushed=self.pushed, pushed_version=version, status=self.status, saved=saved
+            link,
+            pushed=self.pushed,
+            pushed_version=version,
+            status=self.status,
+            saved=saved,
+            kept={k: v for k, v in kept.items() if k not in self.body},
         )
 
 
@@ -80,16 +87,32 @@ def _pushed(a: Action, ids: Ids) -> dict[str, Any]:
 def created(a: Action, ids: Ids) -> Write:
     """A CREATE that matched nothing: POST every field."""
     body = resolve_fields(a.fields, None, ids)
-    shown = {k: (None, v) for k, v in body.items() if k != f.GROUPS}
+    shown = {k: (None, v) for k, v in body.items() if k != f.GROUPS and not empty(v)}
     if f.GROUPS in body:
         shown[f.GROUPS] = (None, body[f.GROUPS])
     return Write(replace(a, changes=shown), body, _pushed(a, ids))
 
 
+def adopted(desired: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
+    """What adoption keeps: each field Entra has no value for while ELIZA has one.
+
+    Entra Connect's rule for a match: every attribute *with a value in the source* overwrites
+    the target; the others keep the target's value (field -> ELIZA's value).
+    """
+    return {
+        k: current[k]
+        for k, v in desired.items()
+        if k != m.GROUPS_ADDED and empty(v) and not empty(current.get(k))
+    }
+
+
 def matched(a: Action, target: Mapping[str, Any], matched_by: MatchedBy, ids: Ids) -> Write:
-    """A CREATE that found its ELIZA object: PATCH only what differs from it, then link it."""
+    """A CREATE that found its ELIZA object: PATCH only what Entra has and ELIZA differs in,
+    keep what Entra has no value for, then link it (remembering what was kept)."""
     current = dict(target)
     desired = resolve_fields(a.desired, current, ids)
+    kept = adopted(desired, current)
+    desired.update(kept)
     changes = diff({k: v for k, v in desired.items() if k != m.GROUPS_ADDED}, current)
     body = {k: new for k, (_, new) in changes.items()}
     if f.GROUPS in a.fields:
@@ -98,8 +121,8 @@ def matched(a: Action, target: Mapping[str, Any], matched_by: MatchedBy, ids: Id
             body[f.GROUPS] = groups
             changes[f.GROUPS] = (current.get(f.GROUPS), groups)
     reason = f"matched ({matched_by})" + ("" if body else ", nothing to change")
-    done = replace(a, op=Op.MATCH, changes=changes, reason=reason)
-    return Write(done, body, _pushed(a, ids), matched_by=matched_by)
+    done = replace(a, op=Op.MATCH, changes=changes, reason=reason, kept=kept)
+    return Write(done, body, {**_pushed(a, ids), **kept}, matched_by=matched_by)
 
 
 def _status(a: Action) -> LinkStatus:
@@ -125,5 +148,22 @@ def changed(a: Action, link: Link, current: Mapping[str, Any] | None, ids: Ids) 
             changes[k] = (current.get(k), v)
         elif k not in changes:
             changes[k] = (None, v)
+    changes = {k: (old, new) for k, (old, new) in changes.items() if not same(old, new)}
     pushed = {**a.desired, **{k: v for k, v in body.items() if k != f.GROUPS}}
     return Write(replace(a, changes=changes), body, pushed, _status(a), saved)
+
+
+def held_back(write: Write, names: Iterable[str], link: Link) -> Write:
+    """The write without fields another ELIZA account holds (a username or e-mail taken).
+
+    The other fields still go out; the held-back ones keep the link's old pushed value, so
+    the next runs see them as changes again and retry them.
+    """
+    names = set(names)
+    body = {k: v for k, v in write.body.items() if k not in names}
+    changes = {k: v for k, v in write.action.changes.items() if k not in names}
+    pushed = {
+        **{k: v for k, v in write.pushed.items() if k not in names},
+        **{k: link.pushed[k] for k in names if k in link.pushed},
+    }
+    return replace(write, action=replace(write.action, changes=changes), body=body, pushed=pushed)

@@ -7,7 +7,7 @@ from typing import Any
 from deltasync import fields as f
 from deltasync.models import Kind, Link, LinkStatus, MirrorObject
 from deltasync.plan import memory as m
-from deltasync.plan.actions import Action, AddToGroups, Op, diff
+from deltasync.plan.actions import Action, AddToGroups, Op, diff, keep_adopted, still_kept
 from deltasync.plan.context import PlanContext, deprovision_op
 from deltasync.plan.scope import label
 
@@ -88,6 +88,8 @@ def _create(obj: MirrorObject, desired: dict[str, Any], ctx: PlanContext) -> Act
 def _update(
     obj: MirrorObject, desired: dict[str, Any], link: Link, ctx: PlanContext
 ) -> Action | None:
+    kept = still_kept(desired, link.kept) if link.kept else None
+    desired = keep_adopted(desired, link.kept, link.pushed)
     changes = diff(desired, link.pushed) if ctx.update_users else {}
     reactivate = link.status == LinkStatus.DEACTIVATED
     if reactivate:
@@ -109,6 +111,7 @@ def _update(
             label(obj),
             after,
             saved={},
+            kept=kept,
         )
     return Action(
         obj.id,
@@ -120,4 +123,5 @@ def _update(
         "changed in Entra",
         label(obj),
         after,
+        kept=kept,
     )

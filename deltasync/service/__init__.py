@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # for type checkers; at run time each name comes through __ge
     )
     from deltasync.service.inspect import (
         db_upgrade,
+        soft_match_advice,
         state_failures,
         state_reset,
         state_runs,
@@ -69,6 +70,7 @@ _HOMES = {
     "state_runs": "deltasync.service.inspect",
     "state_summary": "deltasync.service.inspect",
     "state_user": "deltasync.service.inspect",
+    "soft_match_advice": "deltasync.service.inspect",
     "SyncFlags": "deltasync.service.settings",
     "engine_settings": "deltasync.service.settings",
     "plan_context": "deltasync.service.settings",
@@ -102,6 +104,7 @@ __all__ = [
     "run_demo",
     "run_sync",
     "serve_sandbox",
+    "soft_match_advice",
     "state_failures",
     "state_reset",
     "state_runs",

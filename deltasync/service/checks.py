@@ -1,4 +1,11 @@
-"""``deltasync check``: every precondition of a run, tested without writing anything."""
+"""``deltasync check``: every precondition of a run, tested without writing anything.
+
+The rows come from the adapters' own checks: ``graph.check`` (credential, token permissions,
+one read with the full ``$select``), ``eliza.check`` (host, token, permissions per resource,
+org unit and group ids, schema) and ``state.probe_state`` (reachable, revision, writable).
+Graph, ELIZA and the state database are checked at the same time, so the slowest decides
+how long ``check`` takes.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +13,19 @@ import asyncio
 from typing import Any
 
 from deltasync.config import Config, placeholders
-from deltasync.eliza.client import ElizaClient, Resource, schema_fields
-from deltasync.errors import DeltaSyncError
+from deltasync.eliza.check import ElizaNeeds, check_eliza
+from deltasync.eliza.client import Resource
 from deltasync.graph.check import check_graph
+from deltasync.models import Probe
+from deltasync.service.inspect import soft_match_advice
 from deltasync.service.settings import SyncFlags, engine_settings
+from deltasync.state import probe_state
 
 # ELIZA fields the sync writes besides the mapped ones
 EXTRA_FIELDS = {
     "user": {"remote_key", "is_active", "groups"},
     "mitarbeitende": {"remote_key", "user", "anstellungsart", "austrittsdatum"},
+    "membership": {"mitarbeiter", "orgunit", "von", "bis"},
 }
 
 
@@ -22,115 +33,83 @@ def _row(check: str, status: str, detail: str, fix: str = "") -> dict[str, str]:
     return {"check": check, "status": status, "detail": detail, "fix": fix}
 
 
+def _probe_row(probe: Probe, prefix: str = "") -> dict[str, str]:
+    status = "warn" if probe.ok is None else "ok" if probe.ok else "fail"
+    name = probe.name if not prefix or probe.name.startswith(prefix) else f"{prefix}{probe.name}"
+    return _row(name, status, probe.detail, probe.fix)
+
+
 def run_checks(
     config: Config,
     *,
+    flags: SyncFlags | None = None,
     graph_transport: Any = None,
     eliza_transport: Any = None,
     credential: Any = None,
 ) -> list[dict[str, str]]:
-    """Config, Entra credential and Graph permission, ELIZA token, permissions and schema."""
-    return asyncio.run(_checks(config, graph_transport, eliza_transport, credential))
+    """Config, Entra and Graph, ELIZA, and the state database: one row per line of check.
+
+    ``flags`` are the sync flags the run will use (``--enable-orgunit-sync``,
+    ``--assign-to-group``): they change what ELIZA must allow.
+    """
+    return asyncio.run(
+        _checks(config, flags or SyncFlags(), graph_transport, eliza_transport, credential)
+    )
+
+
+def eliza_needs(config: Config, flags: SyncFlags) -> ElizaNeeds:
+    """What a run with these settings reads and writes in ELIZA."""
+    so = config.sync_options
+    writes: dict[Resource, list[str]] = {
+        Resource.USER: (["create"] if so.create_users else []) + ["update"],
+        Resource.PERSON: (["create"] if so.create_persons else []) + ["update"],
+    }
+    fields = {
+        Resource.USER: set(config.field_mapping.user) | EXTRA_FIELDS["user"],
+        Resource.PERSON: set(config.field_mapping.person) | EXTRA_FIELDS["mitarbeitende"],
+    }
+    if config.orgunit_mapping or flags.orgunit_sync:
+        writes[Resource.ORGUNIT] = []
+    if flags.orgunit_sync:
+        writes[Resource.MEMBERSHIP] = ["create", "update"]
+        fields[Resource.MEMBERSHIP] = EXTRA_FIELDS["membership"]
+    if so.sync_groups:
+        writes[Resource.CUSTOMGROUP] = ["create", "update"]
+    groups: dict[str, int] = {}
+    if flags.assign_to_group is not None:
+        groups["--assign-to-group"] = flags.assign_to_group
+    elif config.groups.assign_to_group is not None:
+        groups["groups.assign_to_group"] = config.groups.assign_to_group
+    for gid in config.matching.protected_groups:
+        groups[f"matching.protected_groups {gid}"] = gid
+    return ElizaNeeds(
+        writes=writes, fields=fields, orgunits=dict(config.orgunit_mapping), groups=groups
+    )
 
 
 async def _checks(
-    config: Config, graph_transport: Any, eliza_transport: Any, credential: Any
+    config: Config, flags: SyncFlags, graph_transport: Any, eliza_transport: Any, credential: Any
 ) -> list[dict[str, str]]:
     rows = [_row("config", "ok", f"{config.path} is valid")]
     rows += [_row("config", "warn", w) for w in config.warnings]
     rows += [
-        _row("placeholders", "fail", f"{line} (left from the example config)")
+        _row("placeholders", "fail", f"{line} (left from the example config)", "replace it")
         for line in placeholders(config)
     ]
-    settings = engine_settings(config, SyncFlags())
-    probes = await check_graph(
-        config.entra,
-        select=settings.select,
-        sync_groups=config.sync_options.sync_groups,
-        transport=graph_transport,
-        credential=credential,
+    settings = engine_settings(config, flags)
+    graph, eliza, state = await asyncio.gather(
+        check_graph(
+            config.entra,
+            select=settings.select,
+            sync_groups=config.sync_options.sync_groups,
+            transport=graph_transport,
+            credential=credential,
+        ),
+        check_eliza(config.eliza, eliza_needs(config, flags), transport=eliza_transport),
+        asyncio.to_thread(probe_state, config.state.url),
     )
-    rows += [
-        _row(
-            p.name if p.name.startswith("graph") else f"graph {p.name}",
-            "ok" if p.ok else "fail",
-            p.detail,
-            p.fix,
-        )
-        for p in probes
-    ]
-    client = ElizaClient.from_config(config.eliza, transport=eliza_transport)
-    try:
-        rows += await _eliza_checks(config, client)
-    finally:
-        await client.aclose()
-    return rows
-
-
-async def _eliza_checks(config: Config, client: ElizaClient) -> list[dict[str, str]]:
-    rows = []
-    for name, resource in (
-        ("users", Resource.USER),
-        ("persons", Resource.PERSON),
-        ("org units", Resource.ORGUNIT),
-        ("memberships", Resource.MEMBERSHIP),
-    ):
-        try:
-            count = await client.probe(resource)
-            held = f" ({count} in ELIZA)" if count is not None else ""
-            rows.append(
-                _row(f"eliza {name}", "ok", f"the API token may read {resource.value}{held}")
-            )
-        except DeltaSyncError as exc:
-            rows.append(_row(f"eliza {name}", "fail", str(exc)))
-            if name == "users":
-                return rows
-    if config.orgunit_mapping:
-        try:
-            known = {int(o["id"]) for o in await client.list_all(Resource.ORGUNIT)}
-            missing = {k: v for k, v in config.orgunit_mapping.items() if v not in known}
-            rows.append(
-                _row(
-                    "orgunit_mapping",
-                    "fail" if missing else "ok",
-                    "unknown org units: " + ", ".join(f"{k!r} → {v}" for k, v in missing.items())
-                    if missing
-                    else "every mapped org unit exists",
-                )
-            )
-        except DeltaSyncError as exc:
-            rows.append(_row("orgunit_mapping", "fail", str(exc)))
-    schema = await client.schema()
-    if schema is None:
-        rows.append(
-            _row(
-                "eliza schema",
-                "warn",
-                "/api/schema/ is not served; field names could not be checked",
-            )
-        )
-        return rows
-    fields = {
-        "user": schema_fields(schema, client.path(Resource.USER)),
-        "mitarbeitende": schema_fields(schema, client.path(Resource.PERSON)),
-    }
-    mapped = {
-        "user": set(config.field_mapping.user) | EXTRA_FIELDS["user"],
-        "mitarbeitende": set(config.field_mapping.person) | EXTRA_FIELDS["mitarbeitende"],
-    }
-    for key, names in mapped.items():
-        known_fields = fields.get(key)
-        if known_fields is None:
-            rows.append(_row(f"eliza schema {key}", "warn", "resource not found in the schema"))
-            continue
-        unknown = sorted(names - known_fields)
-        rows.append(
-            _row(
-                f"eliza schema {key}",
-                "fail" if unknown else "ok",
-                f"fields unknown to ELIZA: {', '.join(unknown)}"
-                if unknown
-                else f"all {len(names)} written fields exist",
-            )
-        )
+    rows += [_probe_row(p, "graph ") for p in graph]
+    rows += [_probe_row(p) for p in eliza]
+    rows += [_probe_row(p) for p in state]
+    rows += [_row("matching", "warn", a) for a in filter(None, [soft_match_advice(config)])]
     return rows

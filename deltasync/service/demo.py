@@ -79,10 +79,19 @@ DEMO_DEACTIVATIONS = 2
 
 
 def run_demo(
-    *, users: int, directory: Path | None, console: Console, as_json: bool, render: Render
+    *,
+    users: int,
+    directory: Path | None,
+    console: Console,
+    as_json: bool,
+    render: Render,
+    log_console: Console | None = None,
+    prog: str = "deltasync",
 ) -> int:
     """Initial sync, a few changes in Entra, an incremental sync, and the final state.
 
+    The story and the reports go to ``console`` (stdout), the runs' log lines to
+    ``log_console`` (stderr); hints name the program as ``prog``.
     Without ``directory`` the demo works in a temporary folder and removes it at the end,
     also when it fails or is interrupted (Ctrl-C or SIGTERM).
     """
@@ -91,7 +100,16 @@ def run_demo(
         shutil.rmtree(directory / "state")
     restore_sigterm = _sigterm_interrupts()
     try:
-        return _run_demo(workdir, users, console, as_json, render, keep=directory is not None)
+        return _run_demo(
+            workdir,
+            users,
+            console,
+            as_json,
+            render,
+            keep=directory is not None,
+            log_console=log_console or console,
+            prog=prog,
+        )
     finally:
         restore_sigterm()
         if directory is None:
@@ -99,7 +117,15 @@ def run_demo(
 
 
 def _run_demo(
-    workdir: Path, users: int, console: Console, as_json: bool, render: Render, *, keep: bool
+    workdir: Path,
+    users: int,
+    console: Console,
+    as_json: bool,
+    render: Render,
+    *,
+    keep: bool,
+    log_console: Console,
+    prog: str,
 ) -> int:
     sandbox = start_sandbox(workdir, users=users)
     reports: list[RunReport] = []
@@ -110,7 +136,7 @@ def _run_demo(
             f"state in {config.state.url}"
         )
         console.print("[bold]1. initial sync[/] (full read, match or create every user)")
-        first = run_sync(config, RunOptions(), log=_log(console))
+        first = run_sync(config, RunOptions(), log=_log(log_console))
         reports.append(first)
         if not as_json:
             render(first, console=console)
@@ -121,12 +147,12 @@ def _run_demo(
         for change in changes:
             console.print(f"   {escape(change)}")
         console.print("[bold]3. incremental sync[/] (only what changed)")
-        second = run_sync(config, RunOptions(), log=_log(console))
+        second = run_sync(config, RunOptions(), log=_log(log_console))
         reports.append(second)
         if not as_json:
             render(second, console=console)
         console.print("[bold]4. a run with nothing to do[/]")
-        third = run_sync(config, RunOptions(), log=_log(console))
+        third = run_sync(config, RunOptions(), log=_log(log_console))
         reports.append(third)
         if not as_json:
             render(third, console=console)
@@ -136,7 +162,7 @@ def _run_demo(
         if keep:
             console.print(
                 f"state kept in {workdir}; inspect it with: "
-                f"deltasync state -c {sandbox.config_path} (the sandbox stops now)"
+                f"{prog} state -c {sandbox.config_path} (the sandbox stops now)"
             )
         else:
             console.print(
@@ -215,6 +241,7 @@ def serve_sandbox(
     port: int,
     directory: Path,
     console: Console,
+    prog: str = "deltasync",
     eliza_latency_ms: float = 0.0,
     groups: int = 0,
 ) -> int:
@@ -243,9 +270,9 @@ def serve_sandbox(
     console.print("  in another terminal:")
     console.print(f"    source {env_file}")
     console.print(f"    export DELTASYNC_CONFIG={sandbox.config_path}")
-    console.print("    deltasync sync --dry-run")
+    console.print(f"    {prog} sync --dry-run")
     console.print(
-        f"  change the tenant: deltasync sandbox edit --dir {directory} disable USER "
+        f"  change the tenant: {prog} sandbox edit --dir {directory} disable USER "
         "(or enable, rename, set, delete, restore, add-member, remove-member)"
     )
     console.print("Ctrl-C stops it.")

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from deltasync.config import Config
+from deltasync.errors import DeltaSyncError
 from deltasync.models import Kind, MirrorObject, Removed
 from deltasync.service.settings import USERS, SyncFlags, plan_context, scope_label
 from deltasync.service.store import store_for
@@ -66,7 +67,37 @@ def state_summary(config: Config) -> dict[str, Any]:
             "held_deactivations": held,
             "last_runs": [_run_json(r) for r in runs],
             "lease": store.lease_info(),
+            "hints": _hints(config, store),
         }
+
+
+def _hints(config: Config, store: Any) -> list[str]:
+    """Advice a run gave once and that still applies (soft matching after the adoption)."""
+    from deltasync.matching import RECOMMENDATION, SOFT_MATCH_HINT
+
+    given = config.matching.soft_match and store.get_meta(SOFT_MATCH_HINT)
+    return [RECOMMENDATION] if given else []
+
+
+def soft_match_advice(config: Config) -> str | None:
+    """The advice to set ``matching.soft_match: false`` when soft matching is on and every
+    in-scope user is linked (after an adoption), else None; for ``check``."""
+    from deltasync.engine.adoption import all_adopted
+    from deltasync.matching import RECOMMENDATION
+    from deltasync.service.settings import engine_settings
+    from deltasync.state import open_current_store
+
+    try:
+        store = open_current_store(config.state.url)
+        if store is None:
+            return None  # no state yet, or one the next sync migrates: check changes nothing
+        try:
+            done = all_adopted(store, engine_settings(config, SyncFlags()))
+        finally:
+            store.close()
+    except DeltaSyncError:
+        return None  # the state database has its own line in check
+    return RECOMMENDATION if done else None
 
 
 def _iso(when: datetime | None) -> str | None:
@@ -161,6 +192,7 @@ def state_user(config: Config, query: str) -> list[dict[str, Any]]:
                             "pushed": dict(lk.pushed),
                             "pushed_version": lk.pushed_version,
                             "saved": dict(lk.saved),
+                            "kept": dict(lk.kept),
                         }
                         for kind, lk in sorted(
                             links.items(), key=lambda kv: list(Kind).index(kv[0])

@@ -8,7 +8,15 @@ Alembic: that happens only when the database's schema is behind the code's.
 from __future__ import annotations
 
 from deltasync.state.mirror import PageStats
+from deltasync.state.probe import probe_state
 from deltasync.state.revision import upgrade
-from deltasync.state.store import StateStore, open_store
+from deltasync.state.store import StateStore, open_current_store, open_store
 
-__all__ = ["PageStats", "StateStore", "open_store", "upgrade"]
+__all__ = [
+    "PageStats",
+    "StateStore",
+    "open_current_store",
+    "open_store",
+    "probe_state",
+    "upgrade",
+]

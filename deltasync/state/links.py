@@ -76,6 +76,7 @@ def save_link_row(conn: Connection, item: Link) -> None:
         "pushed_version": item.pushed_version,
         "status": item.status,
         "saved": plain(item.saved),
+        "kept": plain(item.kept),
     }
     other = conn.execute(
         select(link_table.c.entra_id).where(
@@ -112,4 +113,5 @@ def _to_link(row: Row[Any]) -> Link:
         pushed_version=row.pushed_version,
         status=row.status,
         saved=row.saved,
+        kept=row.kept or {},
     )

@@ -14,7 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from deltasync.errors import StateStoreError
 from deltasync.state.database import create_state_engine, describe, mask_url
 
-HEAD_REVISION = "0001"
+HEAD_REVISION = "0002"
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 # A built wheel carries the migrations inside the package (see pyproject.toml); a source

@@ -18,10 +18,18 @@ from deltasync.state.lease import LeaseStore
 from deltasync.state.links import LinkStore
 from deltasync.state.meta import MetaStore
 from deltasync.state.mirror import MirrorStore, PageStats
-from deltasync.state.revision import ensure_current
+from deltasync.state.revision import HEAD_REVISION, ensure_current, stored_revision
 from deltasync.state.runs import RunStore
 
-__all__ = ["RETRY_BASE", "RETRY_MAX", "PageStats", "StateStore", "open_store", "retry_delay"]
+__all__ = [
+    "RETRY_BASE",
+    "RETRY_MAX",
+    "PageStats",
+    "StateStore",
+    "open_current_store",
+    "open_store",
+    "retry_delay",
+]
 
 
 def open_store(url: str) -> StateStore:
@@ -42,6 +50,28 @@ def open_store(url: str) -> StateStore:
         engine.dispose()
         raise
     return StateStore(engine)
+
+
+def open_current_store(url: str) -> StateStore | None:
+    """The state database at ``url`` if it exists at this code's revision, else None.
+
+    For callers that only look (``check``): it creates, migrates and changes nothing.
+    """
+    from sqlalchemy.engine import make_url
+
+    from deltasync.state.probe import missing_sqlite_file
+
+    if missing_sqlite_file(make_url(url)) is not None:
+        return None
+    engine = create_state_engine(url)
+    try:
+        if stored_revision(engine) == HEAD_REVISION:
+            return StateStore(engine)
+    except BaseException:
+        engine.dispose()
+        raise
+    engine.dispose()
+    return None
 
 
 class StateStore(

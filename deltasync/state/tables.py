@@ -134,6 +134,8 @@ link = Table(
     Column("pushed_version", BigInteger, nullable=False),
     Column("status", String(16), nullable=False),
     Column("saved", JSONDoc, nullable=False),
+    # ELIZA values adoption left alone because Entra had none (migration 0002)
+    Column("kept", JSONDoc, nullable=False, server_default="{}"),
     UniqueConstraint("kind", "eliza_id"),
 )
 

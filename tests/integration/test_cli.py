@@ -437,18 +437,21 @@ def test_check_passes_against_the_sandbox_and_names_what_fails(
 ) -> None:
     ok = cli("check", "-c", cfg)
     assert ok.code == 0, ok.out + ok.err
-    assert "FAIL" not in ok.out
-    assert ok.out.startswith("ok   config: ")  # the status is a column of its own
+    assert "✗" not in ok.out
+    assert ok.out.startswith("✓ config ")  # the status is a column of its own
     rows = json.loads(cli("check", "-c", cfg, "--json").out)
     assert {r["check"] for r in rows} >= {
         "config",
         "graph credential",
         "graph token permissions",
         "graph users",
+        "eliza host",
+        "eliza token",
         "eliza users",
         "orgunit_mapping",
+        "state database",
     }
-    assert all(r["status"] == "ok" for r in rows), rows
+    assert all(r["status"] in ("ok", "warn") for r in rows), rows
 
     bad_mapping = write_variant(
         sandbox, "unknown-orgunit.yaml", lambda d: d["orgunit_mapping"].update({"Gibt's AG": 9999})
@@ -463,10 +466,8 @@ def test_check_passes_against_the_sandbox_and_names_what_fails(
     monkeypatch.setenv(ELIZA_TOKEN_VAR, wrong)
     denied = cli("check", "-c", cfg)
     assert denied.code == 1
-    assert any(
-        line.startswith("FAIL") and "eliza users" in line for line in denied.out.splitlines()
-    )
-    assert any(line.startswith("ok") and "graph" in line for line in denied.out.splitlines())
+    assert any(line.startswith("✗") and "eliza token" in line for line in denied.out.splitlines())
+    assert any(line.startswith("✓") and "graph" in line for line in denied.out.splitlines())
 
 
 @pytest.mark.parametrize(
@@ -515,7 +516,7 @@ def test_check_names_a_missing_groups_permission_with_its_fix(cli: Cli, sandbox:
     result = cli("check", "-c", variant)
 
     assert result.code == 1
-    failing = [line for line in result.out.splitlines() if line.startswith("FAIL")]
+    failing = [line for line in result.out.splitlines() if line.startswith("✗")]
     assert any("graph token permissions" in line for line in failing)
     assert any("graph groups" in line for line in failing)
     assert "GroupMember.Read.All" in result.out
@@ -553,10 +554,12 @@ def test_python_dash_m_prints_the_version() -> None:
 def test_demo_runs_the_initial_and_the_incremental_sync(cli: Cli, tmp_path: Path) -> None:
     result = cli("demo", "--users", "30", "--dir", tmp_path / "demo")
     assert result.code == 0, result.err
-    assert "initial sync" in result.err
-    assert "incremental sync" in result.err
-    assert "full round" in result.err and "incremental round" in result.err
+    assert "initial sync" in result.out  # the story and its reports on stdout
+    assert "incremental sync" in result.out
+    assert "full round" in result.err  # the log line of the first run
+    assert "incremental round" in result.out  # the second run's report
     assert (tmp_path / "demo" / "state" / "deltasync.db").exists()
+    assert "state -c" in result.out  # the hint names the program as it was started
 
 
 # ------------------------------------------------------------------ exit codes

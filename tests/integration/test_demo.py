@@ -31,19 +31,20 @@ def test_demo_exits_0_and_removes_its_temporary_folder(
 ) -> None:
     argv = ["demo"] if users == 200 else ["demo", "--users", str(users)]
     code = run_cli(argv)
-    err = capsys.readouterr().err
-    assert code == 0, err
-    assert "held" not in err.split("2. changes in Entra")[1]
-    assert "deactivate" in err  # the disabled and the deleted user were deprovisioned
+    captured = capsys.readouterr()
+    out = captured.out
+    assert code == 0, captured.err
+    assert "held" not in out.split("2. changes in Entra")[1]
+    assert "deactivate" in out  # the disabled and the deleted user were deprovisioned
     assert leftovers(temp_dir) == []
-    assert "temporary folder is removed" in err
+    assert "temporary folder is removed" in out
 
 
 def test_small_demo_says_which_threshold_it_needs(
     temp_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert run_cli(["demo", "--users", "20"]) == 0
-    text = " ".join(capsys.readouterr().err.split())
+    text = " ".join(capsys.readouterr().out.split())
     assert "2 scripted deactivations of 17 linked users need max_deactivation_percent 12" in text
 
 

@@ -93,3 +93,22 @@ def openapi(trailing_slash: bool) -> dict[str, Any]:
         "paths": paths,
         "components": {"schemas": schemas},
     }
+
+
+def options_metadata(resource: str, methods: list[str]) -> dict[str, Any]:
+    """The body of an ``OPTIONS`` answer (DRF's SimpleMetadata); ``methods`` are the writes
+    the token may use. DRF leaves ``actions`` out when there are none."""
+    name = SCHEMA_NAMES[resource]
+    body: dict[str, Any] = {
+        "name": f"{name} List",
+        "description": "",
+        "renders": ["application/json"],
+        "parses": ["application/json"],
+    }
+    if methods:
+        fields = {
+            field: {"type": spec.kind, "required": spec.required, "read_only": False}
+            for field, spec in FIELDS[resource].items()
+        }
+        body["actions"] = dict.fromkeys(methods, fields)
+    return body

@@ -30,7 +30,7 @@ from deltasync.sandbox.eliza.resources import (
     WRITE_METHODS,
     defaults,
 )
-from deltasync.sandbox.eliza.schema import openapi
+from deltasync.sandbox.eliza.schema import openapi, options_metadata
 from deltasync.sandbox.eliza.store import ElizaStore
 from deltasync.sandbox.eliza.validation import NOT_DICT, type_name
 from deltasync.sandbox.eliza.wire import SimRequest, html, json_response
@@ -46,6 +46,9 @@ class ElizaSim(ElizaStore):
             (``"PATCH organisation/mitarbeitende"``) to deny only that method.
         max_limit: the server's cap on ``limit`` (1000 as on eliza-api.md).
         serve_schema: whether ``/api/schema/`` exists.
+        serve_options: whether ``OPTIONS`` answers with DRF's metadata (the ``actions`` a
+            token may use: ``POST`` on a list, ``PUT`` on an object, as DRF's
+            ``SimpleMetadata`` does); when False it is a 405.
         delay_s: how long each answer is held back after the request was applied (outside
             the lock, so requests overlap as on a real server: ``sandbox serve
             --eliza-latency-ms``); tests slow ELIZA down to land a kill or a timeout
@@ -63,6 +66,7 @@ class ElizaSim(ElizaStore):
         denied: Iterable[str] = (),
         max_limit: int = MAX_LIMIT,
         serve_schema: bool = True,
+        serve_options: bool = True,
         delay_s: float = 0.0,
         log_limit: int | None = None,
         clock: Callable[[], datetime] | None = None,
@@ -73,6 +77,7 @@ class ElizaSim(ElizaStore):
         self.denied: set[str] = set(denied)
         self.max_limit = max_limit
         self.serve_schema = serve_schema
+        self.serve_options = serve_options
         self.delay_s = delay_s
         self._faults = FaultQueue()
         self._requests: deque[SimRequest] = deque(maxlen=log_limit)
@@ -206,6 +211,8 @@ class ElizaSim(ElizaStore):
             detail = "You do not have permission to perform this action."
             return json_response(403, {"detail": detail})
         allowed = self._allowed(resource, oid is None)
+        if method == "OPTIONS" and self.serve_options:
+            return self._options(resource, oid, allowed)
         if method not in allowed:
             return self._not_allowed(method, allowed)
         if method in ("POST", "PUT", "PATCH"):
@@ -267,6 +274,19 @@ class ElizaSim(ElizaStore):
         if parts[1] != self._token:
             return json_response(401, {"detail": "Invalid token."}, headers)
         return None
+
+    def _options(self, resource: str, oid: int | None, allowed: tuple[str, ...]) -> httpx.Response:
+        """DRF's SimpleMetadata: ``actions`` holds the writes whose permission check passes
+        (PUT stands for PATCH too: one "change" permission), and is left out when none does."""
+        if oid is not None and oid not in self._data[resource]:
+            return json_response(404, {"detail": "Not found."})
+        methods = [m for m in ("POST", "PUT") if m in allowed]
+        if "PUT" in methods and f"PATCH {resource}" in self.denied:
+            methods.remove("PUT")
+        body = options_metadata(
+            resource, [m for m in methods if f"{m} {resource}" not in self.denied]
+        )
+        return json_response(200, body, {"Allow": ", ".join((*allowed, "HEAD", "OPTIONS"))})
 
     @staticmethod
     def _allowed(resource: str, is_list: bool) -> tuple[str, ...]:

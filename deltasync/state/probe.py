@@ -1,0 +1,173 @@
+"""``check``'s look at the state database: reachable, at which revision, writable.
+
+Nothing here creates, migrates or changes the database: a SQLite file that does not exist yet
+is not created (its folder is checked instead), the revision is only read, and the write test
+runs in a transaction that is rolled back.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from sqlalchemy import Connection, Engine, make_url, text
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from deltasync.errors import StateStoreError
+from deltasync.models import Probe
+from deltasync.state.database import WRITE, create_state_engine, describe, mask_url
+from deltasync.state.revision import HEAD_REVISION
+
+#: How long the write test waits for a lock a running sync holds (milliseconds).
+LOCK_WAIT_MS = 3000
+_NO_SCHEMA = object()
+
+
+def probe_state(url: str) -> list[Probe]:
+    """Lines ``state database`` (reachable), ``state revision`` and ``state writable``."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        return [Probe("state database", False, f"the URL is not valid: {exc}", "correct state.url")]
+    shown = mask_url(parsed)
+    missing = missing_sqlite_file(parsed)
+    if missing is not None:
+        return [_absent_file(missing)]
+    try:
+        engine = create_state_engine(url)
+    except StateStoreError as exc:
+        return [Probe("state database", False, str(exc), "correct state.url")]
+    try:
+        return _probe(engine, shown)
+    finally:
+        engine.dispose()
+
+
+def missing_sqlite_file(url: URL) -> Path | None:
+    """The file a SQLite URL names when it does not exist yet (opening it would create it)."""
+    if url.get_backend_name() != "sqlite":
+        return None
+    database = url.database or ""
+    if database in ("", ":memory:") or "mode=memory" in database or database.startswith("file:"):
+        return None
+    path = Path(database)
+    return None if path.exists() else path
+
+
+def _absent_file(path: Path) -> Probe:
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if os.access(folder, os.W_OK | os.X_OK):
+        return Probe(
+            "state database",
+            True,
+            f"{path} does not exist yet: the first run creates it (and {path.parent})",
+        )
+    return Probe(
+        "state database",
+        False,
+        f"{path} does not exist and cannot be created: {folder} is not writable",
+        f"let the user running deltasync write to {folder}, or point state.url elsewhere",
+    )
+
+
+def _probe(engine: Engine, shown: str) -> list[Probe]:
+    try:
+        with engine.connect() as conn:
+            revision = _revision(conn)
+    except SQLAlchemyError as exc:
+        return [
+            Probe(
+                "state database",
+                False,
+                f"cannot reach {shown}: {describe(exc)}",
+                "check state.url, the database server and its credentials",
+            )
+        ]
+    lines = [Probe("state database", True, f"{shown} answers"), _revision_line(revision)]
+    if revision is _NO_SCHEMA or revision == HEAD_REVISION or _known(str(revision)):
+        lines.append(_writable(engine, shown, has_schema=revision is not _NO_SCHEMA))
+    return lines
+
+
+def _revision(conn: Connection) -> object:
+    try:
+        rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+    except SQLAlchemyError:
+        return _NO_SCHEMA
+    return str(rows[0][0]) if len(rows) == 1 else _NO_SCHEMA
+
+
+def _known(revision: str) -> bool:
+    """Whether the migrations of this code know ``revision`` (Alembic: only off the head)."""
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    from deltasync.state.migrate import alembic_config
+
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except CommandError:
+        return False
+
+
+def _revision_line(revision: object) -> Probe:
+    if revision is _NO_SCHEMA:
+        return Probe(
+            "state revision", True, f"no schema yet: the next run creates it ({HEAD_REVISION})"
+        )
+    if revision == HEAD_REVISION:
+        return Probe("state revision", True, f"at {HEAD_REVISION}, the revision of this code")
+    if _known(str(revision)):
+        return Probe(
+            "state revision",
+            True,
+            f"at {revision}: will be migrated to {HEAD_REVISION} by the next run "
+            "(or `deltasync db upgrade`)",
+        )
+    return Probe(
+        "state revision",
+        False,
+        f"at {revision}, newer than this code (which knows up to {HEAD_REVISION}): a newer "
+        "deltasync upgraded it",
+        "run that newer deltasync, or restore a backup made before the upgrade",
+    )
+
+
+def _writable(engine: Engine, shown: str, *, has_schema: bool) -> Probe:
+    """A write in a transaction that is rolled back: the version row rewritten unchanged, or
+    (no schema yet) a table created and dropped with the rollback."""
+    statement = (
+        "UPDATE alembic_version SET version_num = version_num"
+        if has_schema
+        else "CREATE TABLE deltasync_check_probe (id INTEGER)"
+    )
+    try:
+        with engine.connect() as conn:
+            if conn.dialect.name == "sqlite":  # on the driver's connection: no autobegin
+                cursor = conn.connection.cursor()
+                cursor.execute(f"PRAGMA busy_timeout = {LOCK_WAIT_MS}")
+                cursor.close()
+            conn.execution_options(**{WRITE: True})
+            transaction = conn.begin()
+            try:
+                if conn.dialect.name == "postgresql":
+                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {LOCK_WAIT_MS}")
+                conn.exec_driver_sql(statement)
+            finally:
+                transaction.rollback()
+    except SQLAlchemyError as exc:
+        reason = describe(exc)
+        locked = "locked" in reason.lower() or "lock timeout" in reason.lower()
+        return Probe(
+            "state writable",
+            False,
+            f"cannot write to {shown}: {reason}",
+            "wait for the running sync to finish, then check again"
+            if locked
+            else "let the user running deltasync write to the database (file permissions, "
+            "or the database role's grants)",
+        )
+    return Probe("state writable", True, "a test write (rolled back) succeeded")
