@@ -105,3 +105,29 @@ def start_graph_world(
 
 SandboxFactory = Callable[..., Sandbox]
 GraphWorldFactory = Callable[..., GraphWorld]
+
+
+def hand_patch(sandbox: Sandbox, path: str, oid: int, body: dict[str, Any]) -> None:
+    """A change made by hand in ELIZA, through its API (``path``: ``user``, ``organisation/…``)."""
+    import httpx
+
+    token = sandbox.env["DELTASYNC_SANDBOX_API_TOKEN"]
+    with httpx.Client(transport=httpx.MockTransport(sandbox.eliza.handle)) as client:
+        r = client.patch(
+            f"http://eliza.invalid/api/{path}/{oid}",
+            json=body,
+            headers={"Authorization": f"Token {token}"},
+        )
+        assert r.status_code == 200, r.text
+
+
+def hand_delete(sandbox: Sandbox, path: str, oid: int) -> None:
+    """An object deleted by hand in ELIZA, through its API."""
+    import httpx
+
+    token = sandbox.env["DELTASYNC_SANDBOX_API_TOKEN"]
+    with httpx.Client(transport=httpx.MockTransport(sandbox.eliza.handle)) as client:
+        r = client.delete(
+            f"http://eliza.invalid/api/{path}/{oid}", headers={"Authorization": f"Token {token}"}
+        )
+        assert r.status_code == 204, r.text

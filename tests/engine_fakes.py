@@ -114,6 +114,7 @@ class FakeTarget:
         self.calls: list[tuple[str, str]] = []
         self.fail: dict[str, Exception] = {}
         self.dry = dry
+        self.schema: dict[str, frozenset[str]] = {}  # resource -> fields its schema lists
         self.made: list[str] = []  # resource of every object ELIZA really created
         self.events = [] if events is None else events  # shared with a FakeStore: one timeline
         self._next = 0
@@ -171,6 +172,9 @@ class FakeTarget:
         self._call("delete", resource)
         if not self.dry:
             self.rows[str(resource)].pop(id, None)
+
+    async def known_fields(self, resource: str) -> frozenset[str] | None:
+        return self.schema.get(str(resource))
 
     def created(self, names: Names) -> int:
         """How many objects ELIZA created in that collection."""

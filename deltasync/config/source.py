@@ -48,7 +48,10 @@ def read_yaml(path: Path) -> YamlSource:
 
     lines: dict[str, int] = {}
     duplicates: list[tuple[str, int]] = []
-    loader = Loader(text)
+    try:
+        loader = Loader(text)  # reads the whole text: a control character fails right here
+    except yaml.YAMLError as exc:
+        raise ConfigError(yaml_problem(file, exc)) from None
     try:
         node = loader.get_single_node()
         if node is not None:
@@ -117,4 +120,10 @@ def yaml_problem(file: str, exc: yaml.YAMLError) -> str:
         what = "; ".join(part for part in (exc.context, exc.problem) if part) or "invalid YAML"
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         return f"{file}: {where}YAML syntax error: {what}"
+    if isinstance(exc, yaml.reader.ReaderError):
+        char = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        return (
+            f"{file}: character #x{char:04x} at position {exc.position} is not allowed in YAML "
+            "(a control character: retype that part of the file)"
+        )
     return f"{file}: YAML syntax error"

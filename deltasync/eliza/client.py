@@ -111,6 +111,8 @@ class ElizaClient:
         self.trailing_slash = trailing_slash
         self.page_size = page_size
         self._paths = resolve_paths(paths or {})
+        self._schema: dict[str, Any] | None = None
+        self._schema_read = False
         self._http = ElizaHttp(
             self.base_url,
             token,
@@ -290,6 +292,16 @@ class ElizaClient:
         except ValueError:
             return None  # served, but not as JSON (e.g. YAML): the caller cannot use it
         return body if isinstance(body, dict) else None
+
+    async def known_fields(self, resource: Resource | str) -> frozenset[str] | None:
+        """The fields the instance's schema lists for a resource (the schema is read once per
+        client); None when no schema is served or it does not describe the resource."""
+        if not self._schema_read:
+            self._schema = await self.schema()
+            self._schema_read = True
+        if self._schema is None:
+            return None
+        return schema_fields(self._schema, self.path(Resource(resource)))
 
     async def _read_list(self, res: Resource, filters: Mapping[str, Any]) -> list[dict[str, Any]]:
         path = self.path(res)

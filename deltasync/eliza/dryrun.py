@@ -79,6 +79,10 @@ class DryRunEliza:
         """As :meth:`ElizaClient.schema`."""
         return await self.inner.schema()
 
+    async def known_fields(self, resource: Resource | str) -> frozenset[str] | None:
+        """As :meth:`ElizaClient.known_fields`."""
+        return await self.inner.known_fields(resource)
+
     async def create(self, resource: Resource | str, fields: Mapping[str, Any]) -> dict[str, Any]:
         """Record the POST; answer with the fields and a new negative id."""
         res = Resource(resource)

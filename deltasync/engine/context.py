@@ -61,6 +61,8 @@ class Run:
     objects: dict[str, MirrorObject] = field(default_factory=dict)
     protected: dict[str, str] = field(default_factory=dict)  # Entra id -> why hands off
     fingerprint_current: bool = False  # the stored plan fingerprint matches the settings
+    # --verify-target: fields of a linked object changed in ELIZA by hand
+    drift: dict[tuple[str, Kind], set[str]] = field(default_factory=dict)
     progress: Progress = NO_PROGRESS
 
     def link(self, entra_id: str, kind: Kind) -> Link | None:

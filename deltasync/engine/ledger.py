@@ -27,12 +27,15 @@ from deltasync.plan.actions import Action
 CREATING = "creating"  # journal marker written before a POST: its outcome may get lost
 PLAN_FINGERPRINT = "plan_fingerprint"
 FLUSH_EVERY = 500  # records per transaction at most
+GONE = "gone"  # journal entry: the linked ELIZA object was deleted in ELIZA, the link dropped
+FIELDS_CHECKED = "target_fields_checked"  # the plan fingerprint ELIZA's schema was checked for
 
 
 class Records(Protocol):
     """What the phases call to record the run; :class:`Ledger` and :class:`DryLedger`."""
 
     applied: str  # how the run report calls an action that went through
+    progress: str  # the push phase as progress names it ("push", or a dry run's)
 
     def known_failures(self, entra_ids: Iterable[str]) -> None: ...
 
@@ -42,7 +45,7 @@ class Records(Protocol):
 
     def pushed(self, action: Action, link: Link | None, eliza_id: int | None) -> None: ...
 
-    def forget(self, entra_id: str, kind: Kind) -> None: ...
+    def forget(self, entra_id: str, kind: Kind, eliza_id: int | None = None) -> None: ...
 
     def relink(self, link: Link) -> None: ...
 
@@ -65,11 +68,14 @@ class Records(Protocol):
 
     def flush(self) -> None: ...
 
+    def fields_checked(self, fingerprint: str) -> None: ...
+
 
 class Ledger:
     """Writes through to the state store."""
 
     applied = "ok"
+    progress = "push"
 
     def __init__(self, store: Store, run_id: int, now: Callable[[], datetime]) -> None:
         self.store = store
@@ -114,13 +120,17 @@ class Ledger:
         args = (self.run_id, action.entra_id, action.kind, action.op.value, eliza_id, changes)
         self._later(lambda: self.store.record_push(kept, *args))
 
-    def forget(self, entra_id: str, kind: Kind) -> None:
-        """The linked object is gone from ELIZA: drop the link, it is created again."""
+    def forget(self, entra_id: str, kind: Kind, eliza_id: int | None = None) -> None:
+        """The linked object is gone from ELIZA: drop the link, journal it (``gone``); the
+        object is created again on the next run."""
         self._later(lambda: self.store.delete_link(entra_id, kind))
+        self._later(lambda: self.store.journal(self.run_id, entra_id, kind, GONE, eliza_id, {}))
 
     def relink(self, link: Link) -> None:
         """A link's status changed without a write to ELIZA (protected, or no longer)."""
-        self._later(lambda: self.store.save_link(link))
+        # committed at once (with what waits): a deprovisioning's memory must be stored
+        # before the write it remembers for
+        self.flush(lambda: self.store.save_link(link))
 
     def failed(
         self,
@@ -161,11 +171,16 @@ class Ledger:
         self.flush()
         self.store.set_meta(PLAN_FINGERPRINT, fingerprint)
 
+    def fields_checked(self, fingerprint: str) -> None:
+        """ELIZA's schema knows every field written under these settings."""
+        self.store.set_meta(FIELDS_CHECKED, fingerprint)
+
 
 class DryLedger:
     """A dry run's ledger: the same calls, nothing recorded."""
 
     applied = "planned"
+    progress = "dry run (nothing written)"
 
     def known_failures(self, entra_ids: Iterable[str]) -> None:
         """Nothing recorded: nothing to clear."""
@@ -180,7 +195,7 @@ class DryLedger:
     def pushed(self, action: Action, link: Link | None, eliza_id: int | None) -> None:
         """Not recorded."""
 
-    def forget(self, entra_id: str, kind: Kind) -> None:
+    def forget(self, entra_id: str, kind: Kind, eliza_id: int | None = None) -> None:
         """Not recorded."""
 
     def relink(self, link: Link) -> None:
@@ -209,3 +224,6 @@ class DryLedger:
 
     def flush(self) -> None:
         """Nothing waits."""
+
+    def fields_checked(self, fingerprint: str) -> None:
+        """Not recorded: a dry run checks the schema every time."""

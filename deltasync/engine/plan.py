@@ -14,6 +14,7 @@ from deltasync.matching import protection
 from deltasync.models import Kind, LinkStatus, MirrorObject
 from deltasync.plan.actions import ObjectPlan, Plan
 from deltasync.plan.objects import plan_object
+from deltasync.plan.reasons import relabel
 from deltasync.plan.scope import label
 from deltasync.plan.threshold import apply_threshold
 
@@ -46,7 +47,7 @@ async def plan(run: Run) -> Plan:
             _refuse_protected(run, o)
             continue
         try:
-            plans.append(plan_object(o, run.links.get(o.id, {}), ctx))
+            plans.append(_why(run, o, plan_object(o, run.links.get(o.id, {}), ctx)))
         except ExpressionError as exc:
             _fail_planning(run, o, exc)
     run.objects = {o.id: o for o in objects}
@@ -80,6 +81,17 @@ def _left_out(p: ObjectPlan) -> str | None:
         return "disabled"
     prefix = "out of scope: "
     return p.status[len(prefix) :] if p.status.startswith(prefix) else None
+
+
+def _why(run: Run, obj: MirrorObject, planned: ObjectPlan) -> ObjectPlan:
+    """Each update's reason: changed in Entra, mapping changed, or drift repair."""
+    links = run.links.get(obj.id, {})
+    return relabel(
+        planned,
+        entra_changed={kind: obj.version > lk.pushed_version for kind, lk in links.items()},
+        mapping_changed=not run.fingerprint_current,
+        drifted={kind: run.drift.get((obj.id, kind), frozenset()) for kind in links},
+    )
 
 
 def _limit(run: Run, result: Plan) -> Plan:
@@ -119,10 +131,11 @@ async def _verify_target(run: Run) -> None:
                     f"linked ELIZA {kind.value} #{link.eliza_id} of {entra_id} was deleted "
                     "in ELIZA; it is created again"
                 )
-                run.ledger.forget(entra_id, kind)
+                run.ledger.forget(entra_id, kind, link.eliza_id)
                 del kinds[kind]
                 continue
             seen = {k: actual[k] for k in link.pushed if k in actual}
+            run.drift[(entra_id, kind)] = {k for k, v in seen.items() if link.pushed[k] != v}
             link = kinds[kind] = replace(link, pushed={**link.pushed, **seen})
             if kind != Kind.USER:
                 continue

@@ -78,6 +78,10 @@ class Target(Protocol):
 
     async def delete(self, resource: str, id: int) -> None: ...
 
+    async def known_fields(self, resource: str) -> frozenset[str] | None:
+        """The fields ELIZA's schema lists for the resource; None: no schema, not listed."""
+        ...
+
 
 class PageCounts(Protocol):
     """What applying one delta page did to the mirror."""

@@ -2,8 +2,14 @@
 
 The commit order, written down here once and done by the code below:
 
+0. before the first write of a run under new settings, every field the sync writes is
+   checked against ELIZA's schema (:mod:`deltasync.engine.target_fields`), once per plan
+   fingerprint;
 1. a create first journals the marker "creating" (:meth:`Ledger.creating`);
-2. then the request goes to ELIZA (POST; PATCH or DELETE for linked objects);
+2. then the request goes to ELIZA (POST; PATCH or DELETE for linked objects); a
+   deprovisioning that fills empty fields first records in its link what it will have to
+   undo (:meth:`Ledger.relink`, :func:`~deltasync.plan.resolve.remember_first`), since a
+   rerun after a kill would read the values of its own write back;
 3. then the link and its journal entry are recorded in one transaction
    (:meth:`Ledger.pushed`). A lost POST response leaves only the marker: the next run
    finds the object by remote_key and links it, never creating it twice;
@@ -15,8 +21,9 @@ The commit order, written down here once and done by the code below:
    stored (:meth:`Ledger.plan_current`).
 
 Steps 3-5 are written behind (:mod:`deltasync.engine.ledger`): in this same order, but
-many objects per transaction; step 1 commits them together with its marker, and the end
-of the push commits what is left. Objects go out in chunks of ``CHUNK``, so the push never
+many objects per transaction; step 1 commits them together with its marker (as does a
+relink: the memory a deprovisioning keeps is stored before its write), and the end of the
+push commits what is left. Objects go out in chunks of ``CHUNK``, so the push never
 holds a task for every object at once.
 
 What to send and what to record is decided by the pure :mod:`deltasync.plan.resolve`.
@@ -25,6 +32,7 @@ What to send and what to record is decided by the pure :mod:`deltasync.plan.reso
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 from deltasync import fields as f
@@ -33,6 +41,7 @@ from deltasync.engine.directory import Directory
 from deltasync.engine.match import existing
 from deltasync.engine.ports import collection
 from deltasync.engine.report import action_json
+from deltasync.engine.target_fields import check_target_fields, dropped_fields
 from deltasync.errors import (
     ConfigError,
     ConflictError,
@@ -42,7 +51,15 @@ from deltasync.errors import (
 from deltasync.models import Kind, Link, LinkStatus
 from deltasync.plan.actions import Action, ObjectPlan, Op, Plan, empty
 from deltasync.plan.objects import plan_object
-from deltasync.plan.resolve import Write, changed, created, held_back, matched, needs_current
+from deltasync.plan.resolve import (
+    Write,
+    changed,
+    created,
+    held_back,
+    matched,
+    needs_current,
+    remember_first,
+)
 
 MAX_CONSECUTIVE_OUTAGES = 5
 PREFETCH_THRESHOLD = 20  # unlinked objects from which one list read beats per-object lookups
@@ -52,6 +69,7 @@ CHUNK = 1000  # objects in flight (as tasks) at most; concurrency stays max_conc
 async def push(run: Run, plan: Plan) -> None:
     """Every object's actions, a few objects at a time; objects waiting for a link twice."""
     run.ledger.flush()  # what the plan recorded (relinks, conflicts) comes first
+    await check_target_fields(run, plan)
     await _check_orgunits(run, plan)
     run.directory = Directory(run.target, run.names)
     creates = sum(1 for a in plan.actions if a.op == Op.CREATE)
@@ -84,7 +102,7 @@ class _Push:
             elif ok and p.entra_id not in self.held:
                 run.ledger.settle(p.entra_id, p.version)
 
-        run.progress.phase("push", sum(1 for p in plan.objects if p.actions))
+        run.progress.phase(run.ledger.progress, sum(1 for p in plan.objects if p.actions))
         try:
             for start in range(0, len(plan.objects), CHUNK):
                 await asyncio.gather(*(one(p) for p in plan.objects[start : start + CHUNK]))
@@ -170,18 +188,22 @@ class _Push:
         if taken:
             write = held_back(write, taken, link)
             self.collision(a, version, link, write, taken)
+        first = remember_first(write, link)
+        if first is not None:
+            run.ledger.relink(first)
+        answer: dict[str, Any] | None = None
         try:
             if a.op == Op.DELETE:
                 await run.target.delete(resource, a.eliza_id)
             elif taken and not write.body:
                 return  # nothing else to write; the conflict is recorded
             else:
-                await run.target.update(resource, a.eliza_id, write.body)
+                answer = await run.target.update(resource, a.eliza_id, write.body)
         except ObjectRejectedError as exc:
             if exc.status == 404:
                 self.gone(a, link)
             raise
-        self.commit(write, write.relinked(link, version))
+        self.commit(write, write.relinked(link, version), answer)
 
     async def taken(self, a: Action, link: Link, body: dict[str, Any]) -> dict[str, dict[str, Any]]:
         """The unique fields (username, e-mail) of a linked user's write that another ELIZA
@@ -249,22 +271,23 @@ class _Push:
         resource = collection(run.names, a.kind)
         target, matched_by = await existing(run, a)
         write: Write
+        answer: dict[str, Any] | None = None
         if target is not None:
             write = matched(a, target, matched_by, run.ids)
             eliza_id = int(target["id"])
             if write.body:
-                await run.target.update(resource, eliza_id, write.body)
+                answer = await run.target.update(resource, eliza_id, write.body)
         else:
             write = created(a, run.ids)
             run.ledger.creating(a.entra_id, a.kind)
             answer = await run.target.create(resource, write.body)
             run.directory.remember(a.kind, answer)
             eliza_id = int(answer["id"])
-        self.commit(write, write.linked(eliza_id, version, run.now()))
+        self.commit(write, write.linked(eliza_id, version, run.now()), answer)
 
     def gone(self, a: Action, link: Link) -> None:
         """The linked object was deleted in ELIZA by hand: forget the link, report it."""
-        self.run.ledger.forget(a.entra_id, a.kind)
+        self.run.ledger.forget(a.entra_id, a.kind, link.eliza_id)
         self.run.linked(a.entra_id, a.kind, None)
         raise ObjectRejectedError(
             f"the linked ELIZA {a.kind.value} #{link.eliza_id} no longer exists (deleted in "
@@ -272,12 +295,28 @@ class _Push:
             status=404,
         )
 
-    def commit(self, write: Write, link: Link) -> None:
-        """Record a success: the link (what ELIZA accepted) and its journal entry, together."""
+    def commit(self, write: Write, link: Link, answer: dict[str, Any] | None = None) -> None:
+        """Record a success: the link (what ELIZA accepted) and its journal entry, together.
+
+        A field the write sent but ELIZA's answer lacks was dropped (ELIZA ignores fields it
+        does not know): the link keeps what ELIZA did accept, so nothing is duplicated and
+        the field is sent again next time, and the object fails naming the field.
+        """
         run = self.run
+        dropped = dropped_fields(write.body, answer)
+        if dropped:
+            kept = {k: v for k, v in link.pushed.items() if k not in dropped}
+            link = replace(link, pushed=kept)
         run.linked(link.entra_id, link.kind, link)
-        run.report.actions.append(action_json(write.action, run.ledger.applied, link.eliza_id))
+        if not dropped:
+            run.report.actions.append(action_json(write.action, run.ledger.applied, link.eliza_id))
         run.ledger.pushed(write.action, link, link.eliza_id)
+        if dropped:
+            names = ", ".join(repr(name) for name in dropped)
+            raise ObjectRejectedError(
+                f"ELIZA did not keep {names} of {link.kind.value} #{link.eliza_id}: the "
+                "instance has no such field (check field_mapping; ELIZA ignores unknown fields)"
+            )
 
 
 async def _check_orgunits(run: Run, plan: Plan) -> None:

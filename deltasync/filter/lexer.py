@@ -55,7 +55,7 @@ def tokenize(text: str) -> list[Token]:
             i += 1
         elif ch == "'":
             i = _read_string(text, i, tokens)
-        elif ch.isdigit() or (ch == "-" and i + 1 < n and text[i + 1].isdigit()):
+        elif ch in _DIGITS or (ch == "-" and i + 1 < n and text[i + 1] in _DIGITS):
             i = _read_number(text, i, tokens)
         elif match := _IDENT_RE.match(text, i):
             tokens.append(Token("ident", match.group(), match.group(), i))
@@ -82,6 +82,9 @@ def _read_string(text: str, start: int, tokens: list[Token]) -> int:
         chars.append(text[i])
         i += 1
     raise error_at(text, start, "unterminated string (a quote inside a string is written '')")
+
+
+_DIGITS = frozenset("0123456789")  # str.isdigit() also accepts "²", which int() refuses
 
 
 def _read_number(text: str, start: int, tokens: list[Token]) -> int:

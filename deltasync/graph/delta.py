@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeAlias
 
 from deltasync.errors import BadPayloadError
+from deltasync.fields import GRAPH_USER_PROPERTIES
 from deltasync.models import DeltaPage, ObjectChange, Removed
 
 NEXT_LINK = "@odata.nextLink"
@@ -99,6 +100,12 @@ def _change(entry: object, where: str, bad: _Bad) -> ObjectChange:
         raise bad(f"{where}: expected a string 'id', found {_kind(object_id)}")
     removed = _removed(entry, f"{where} (id {object_id})", bad)
     props: dict[str, Any] = {key: val for key, val in entry.items() if not _is_annotation(key)}
+    for key, val in props.items():
+        if val is not None and not _has_type(key, val):
+            raise bad(
+                f"{where} (id {object_id}): {key!r} must be {_EXPECTED[GRAPH_USER_PROPERTIES[key]]}"
+                f", found {_kind(val)}"
+            )
     if MANAGER_DELTA in entry:
         props["manager"] = _manager(entry[MANAGER_DELTA], f"{where} (id {object_id})", bad)
     return ObjectChange(id=object_id, props=props, removed=removed)
@@ -141,6 +148,33 @@ def _link(raw: Mapping[str, Any], key: str, bad: _Bad) -> str | None:
     if not isinstance(link, str) or not link:
         raise bad(f"'{key}' must be a non-empty string, found {_kind(link)}")
     return link
+
+
+_EXPECTED = {
+    "string": "a string",
+    "bool": "a boolean",
+    "datetime": "a string",
+    "strings": "a list of strings",
+    "complex": "an object",
+    "complexes": "a list of objects",
+}
+
+
+def _has_type(key: str, value: object) -> bool:
+    """A known Graph property holds a value of its type (unknown properties are not checked):
+    a page saying ``accountEnabled: "no"`` must not deprovision anyone."""
+    expected = GRAPH_USER_PROPERTIES.get(key)
+    if expected is None or key == "manager":
+        return True
+    if expected in ("string", "datetime"):
+        return isinstance(value, str)
+    if expected == "bool":
+        return isinstance(value, bool)
+    if expected == "strings":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if expected == "complex":
+        return isinstance(value, Mapping)
+    return isinstance(value, list) and all(isinstance(v, Mapping) for v in value)
 
 
 def _is_annotation(key: str) -> bool:

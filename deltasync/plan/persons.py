@@ -69,7 +69,13 @@ def plan_person(
         Op.DEACTIVATE,
         link.eliza_id,
         {f.ANSTELLUNGSART: f.EMPLOYMENT_FORMER},
-        {f.ANSTELLUNGSART: (link.pushed.get(f.ANSTELLUNGSART), f.EMPLOYMENT_FORMER)},
+        {  # as far as the link knows; the push shows ELIZA's values as it reads them
+            f.ANSTELLUNGSART: (
+                link.pushed.get(f.ANSTELLUNGSART) or f.EMPLOYMENT_DEFAULT,
+                f.EMPLOYMENT_FORMER,
+            ),
+            f.AUSTRITTSDATUM: (link.pushed.get(f.AUSTRITTSDATUM), ctx.today.isoformat()),
+        },
         f"deprovision: {status}",
         label(obj),
         {**link.pushed, f.ANSTELLUNGSART: f.EMPLOYMENT_FORMER},

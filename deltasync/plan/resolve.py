@@ -133,6 +133,25 @@ def _status(a: Action) -> LinkStatus:
     )
 
 
+def _own_write_seen(a: Action, link: Link, current: Mapping[str, Any]) -> bool:
+    """An earlier try of this deprovisioning recorded its memory (:func:`remember_first`) and
+    ELIZA already holds its values: the try was applied, and the run died before its link."""
+    return (
+        link.status == LinkStatus.ACTIVE
+        and m.SAVED_EMPLOYMENT in link.saved
+        and all(current.get(k) == v for k, v in a.fields.items())
+    )
+
+
+def remember_first(write: Write, link: Link) -> Link | None:
+    """The link to record *before* a write that fills empty fields: its memory of what the
+    object held, so that a run killed after the write, before its link, still knows what to
+    undo (the rerun reads its own write back). None when there is nothing new to remember."""
+    if not write.action.if_empty or write.saved is None or write.saved == link.saved:
+        return None
+    return replace(link, saved=write.saved)
+
+
 def changed(a: Action, link: Link, current: Mapping[str, Any] | None, ids: Ids) -> Write:
     """Any other action on a linked object, against the object as read (None: not read)."""
     fields = dict(a.fields)
@@ -141,8 +160,14 @@ def changed(a: Action, link: Link, current: Mapping[str, Any] | None, ids: Ids) 
         filled = {k: v for k, v in a.if_empty.items() if not current.get(k)}
         fields.update(filled)
         saved = memory_after_filling(current, filled)
+        if _own_write_seen(a, link, current):
+            saved = link.saved  # ELIZA holds this write already; `current` is not "before"
     body = resolve_fields(fields, current, ids)
     changes = dict(a.changes)
+    if current is not None:  # a field set only if empty, and ELIZA has a value: unchanged
+        for k in a.if_empty:
+            if k not in body:
+                changes.pop(k, None)
     for k, v in body.items():
         if current is not None:
             changes[k] = (current.get(k), v)

@@ -20,9 +20,11 @@ from typing import Any, Final
 
 import httpx
 
-__all__ = ["Handler", "LoopbackServer"]
+__all__ = ["Handler", "LoopbackServer", "RequestHook"]
 
 Handler = Callable[[httpx.Request], httpx.Response]
+# (phase, request, response) -> a response to send instead, or None; see LoopbackServer.hook
+RequestHook = Callable[[str, httpx.Request, httpx.Response | None], httpx.Response | None]
 
 _HOP_BY_HOP: Final = frozenset(
     {"connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "te"}
@@ -42,6 +44,7 @@ class _Server(ThreadingHTTPServer):
     ) -> None:
         self.app = app
         self.ssl_context = ssl_context
+        self.hook: RequestHook | None = None
         self.open_sockets: set[socket.socket] = set()
         self.sockets_lock = threading.Lock()
         super().__init__(address, _RequestHandler)
@@ -114,12 +117,19 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return
         headers = [(k, v) for k, v in self.headers.items() if k.lower() != "transfer-encoding"]
         request = httpx.Request(self.command, url, headers=headers, content=body)
+        hook = self.server.hook
+        instead = hook("received", request, None) if hook is not None else None
+        if instead is not None:
+            self._write(instead)
+            return
         try:
             response = self.server.app(request)
             response.read()
         except Exception:
             log.exception("sandbox handler failed on %s %s", self.command, url.path)
             response = httpx.Response(500, json={"error": "sandbox handler failed"})
+        if hook is not None:
+            response = hook("answered", request, response) or response
         self._write(response)
 
     def _write(self, response: httpx.Response) -> None:
@@ -141,6 +151,13 @@ class LoopbackServer:
 
     The socket is bound at construction, so :attr:`url` is known before :meth:`start`.
     With ``ssl_context`` it speaks HTTPS.
+
+    :attr:`hook` is a test seam (the crash tests count requests with it and kill the client
+    at the Nth): when set, it is called with ``("received", request, None)`` before the
+    handler sees the request, and with ``("answered", request, response)`` after the
+    handler applied it and before the response is sent. A response it returns is sent
+    instead (on "received", the handler is then not called at all). It runs in the
+    connection's thread, so requests may reach it concurrently.
     """
 
     def __init__(
@@ -164,6 +181,15 @@ class LoopbackServer:
         scheme = "https" if self._server.ssl_context is not None else "http"
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{scheme}://{host}:{self.port}"
+
+    @property
+    def hook(self) -> RequestHook | None:
+        """The request hook (see the class docstring); None = none."""
+        return self._server.hook
+
+    @hook.setter
+    def hook(self, value: RequestHook | None) -> None:
+        self._server.hook = value
 
     def start(self) -> LoopbackServer:
         """Serve in a daemon thread; returns self."""

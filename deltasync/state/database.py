@@ -17,6 +17,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 from deltasync.errors import StateStoreError
+from deltasync.state import failpoint
 
 BUSY_TIMEOUT_MS = 30_000
 PG_CONNECT_TIMEOUT_S = 10
@@ -57,10 +58,13 @@ def create_state_engine(url: str) -> Engine:
         raise StateStoreError(f"state database URL is not valid: {exc}") from exc
     options: dict[str, Any] = {"json_serializer": json_dumps, "json_deserializer": json.loads}
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(parsed, options)
-    if parsed.get_backend_name() == "postgresql":
-        options["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
-    return create_engine(parsed, pool_pre_ping=True, **options)
+        engine = _sqlite_engine(parsed, options)
+    else:
+        if parsed.get_backend_name() == "postgresql":
+            options["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+        engine = create_engine(parsed, pool_pre_ping=True, **options)
+    failpoint.install(engine)  # a test seam; nothing happens unless DELTASYNC_FAILPOINT is set
+    return engine
 
 
 def _sqlite_engine(url: URL, options: dict[str, Any]) -> Engine:

@@ -39,6 +39,7 @@ def test_a_first_run_records_in_the_commit_order() -> None:
     report = run(store, target)
     assert report.exit_code == 0
     assert [e for e in events if e != "eliza.find"] == [
+        "state.set_meta",  # ELIZA's fields checked for this mapping, before any write
         "state.journal",  # user: "creating"
         "eliza.create",  # POST
         "state.record_push",  # link + journal, in one transaction
@@ -166,6 +167,7 @@ def test_the_ledger_writes_behind_in_the_commit_order_with_one_transaction_per_b
     store, target = Batching(events=events), FakeTarget(events=events)
     assert run(store, target).exit_code == 0
     assert [e for e in events if e != "eliza.find"] == [
+        "state.set_meta",  # ELIZA's fields checked for this mapping, before any write
         "batch",
         "state.journal",  # user: "creating", committed before its POST
         "eliza.create",

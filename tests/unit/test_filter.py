@@ -586,3 +586,11 @@ def test_filter_error_is_a_config_error() -> None:
     assert isinstance(caught.value, ValueError)
     assert exit_code_for(caught.value) == 2
     assert caught.value.problems == [str(caught.value)]
+
+
+def test_a_non_ascii_digit_is_a_filter_error_not_a_crash() -> None:
+    """Found by the fuzz test: "²" passes str.isdigit() but not int()."""
+    with pytest.raises(FilterError, match="position"):
+        parse_filter("²")
+    with pytest.raises(FilterError):
+        parse_filter("employeeId eq ²")

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from deltasync.models import Kind, Link, LinkStatus, MatchedBy
 from deltasync.plan.actions import Action, AddToGroups, Op, Ref
-from deltasync.plan.resolve import changed, created, matched, needs_current
+from deltasync.plan.resolve import changed, created, matched, needs_current, remember_first
 
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 
@@ -49,6 +50,38 @@ def test_deprovisioning_a_person_remembers_what_it_replaced_and_fills_only_an_em
         "austrittsdatum_set": False,
         "austrittsdatum": None,
     }
+
+
+def test_a_deprovisioning_records_its_memory_first_and_a_retry_reading_its_own_write_keeps_it() -> (
+    None
+):
+    a = Action(
+        "e1",
+        Kind.PERSON,
+        Op.DEACTIVATE,
+        7,
+        {"anstellungsart": "ehemalig"},
+        {},
+        "deprovision: disabled",
+        "anna",
+        {"anstellungsart": "ehemalig"},
+        if_empty={"austrittsdatum": "2026-11-22"},
+    )
+    first = changed(a, link(), {"id": 7, "anstellungsart": "fest", "austrittsdatum": None}, {})
+    marked = remember_first(first, link())
+    assert marked is not None and marked.status == LinkStatus.ACTIVE
+    assert marked.saved == first.saved and marked.pushed == link().pushed
+    # killed after ELIZA applied it, before the link: the rerun reads the write back
+    applied = {"id": 7, "anstellungsart": "ehemalig", "austrittsdatum": "2026-11-22"}
+    retry = changed(a, marked, applied, {})
+    assert retry.saved == first.saved
+    assert remember_first(retry, marked) is None
+    # killed before the write: ELIZA unchanged (here by hand since), memory from what it holds
+    untouched = {"id": 7, "anstellungsart": "extern", "austrittsdatum": None}
+    assert changed(a, marked, untouched, {}).saved["anstellungsart"] == "extern"
+    # a deactivated link's memory is not an interrupted try's
+    off = replace(marked, status=LinkStatus.DEACTIVATED)
+    assert changed(a, off, applied, {}).saved["anstellungsart"] == "ehemalig"
 
 
 def test_added_groups_keep_the_users_other_groups() -> None:

@@ -19,6 +19,7 @@ class Fault:
     retry_after: str | None
     body: Any
     lose: bool  # apply the request, then answer ``status`` instead of the real response
+    delay_s: float = 0.0  # apply the request, answer it this much later (a slow ELIZA)
 
     def matches(self, method: str, path: str) -> bool:
         if self.method is not None and self.method.upper() != method:
@@ -42,9 +43,12 @@ class FaultQueue:
         retry_after: str | None,
         body: Any,
         lose: bool,
+        delay_s: float = 0.0,
     ) -> None:
         """Queue a fault for the next ``n`` matching requests."""
-        self._faults.append(Fault(method, path_contains, n, status, retry_after, body, lose))
+        self._faults.append(
+            Fault(method, path_contains, n, status, retry_after, body, lose, delay_s)
+        )
 
     def take(self, method: str, path: str) -> Fault | None:
         """The fault that answers this request (one of its ``n`` used up), or None."""

@@ -153,6 +153,28 @@ class ElizaSim(ElizaStore):
                 lose=True,
             )
 
+    def slow_next(
+        self,
+        *,
+        seconds: float,
+        method: str | None = None,
+        path_contains: str | None = None,
+        n: int = 1,
+    ) -> None:
+        """Process the next ``n`` matching requests, then hold the answer back ``seconds``
+        (longer than the client's timeout: the write was applied, the answer never came)."""
+        with self._lock:
+            self._faults.add(
+                method=method,
+                path_contains=path_contains,
+                status=0,
+                n=n,
+                retry_after=None,
+                body=None,
+                lose=False,
+                delay_s=seconds,
+            )
+
     # ------------------------------------------------------------------ HTTP
     def handle(self, request: httpx.Request) -> httpx.Response:
         """Answer one request as ELIZA would (thread-safe)."""
@@ -173,14 +195,16 @@ class ElizaSim(ElizaStore):
             if method in WRITE_METHODS:
                 self._write_count += 1
             fault = self._faults.take(method, path)
-            if fault is not None and not fault.lose:
+            slow = fault.delay_s if fault is not None and fault.delay_s > 0 else 0.0
+            if fault is not None and not fault.lose and not slow:
                 response = fault_response(fault)
             else:
                 response = self._dispatch(request, method, path, query, raw, body, parse_error)
-                if fault is not None:
+                if fault is not None and not slow:
                     response = fault_response(fault)
-        if self.delay_s > 0:
-            time.sleep(self.delay_s)  # applied, answer not yet sent: where a kill hurts most
+        if self.delay_s > 0 or slow:
+            # applied, answer not yet sent: where a kill or a client timeout hurts most
+            time.sleep(max(self.delay_s, slow))
         return response
 
     def _dispatch(

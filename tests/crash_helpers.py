@@ -1,0 +1,394 @@
+"""Kill points for the crash-consistency tests, chosen by counting, and how to judge a rerun.
+
+A *kill point* names one instant of a run by counting: the Nth Graph request (killed before
+it is answered: during the pull, between two pages), the Nth ELIZA request (before it is
+applied), the Nth ELIZA write (applied, response not sent: between a POST and its link
+commit), or the Nth state-database commit (before it: inside a page or link transaction;
+after it: between two transactions). Requests are counted by a hook on the sandbox's
+loopback servers (:attr:`LoopbackServer.hook`), which SIGKILLs the child; commits by the
+child itself through the ``DELTASYNC_FAILPOINT`` seam (:mod:`deltasync.state.failpoint`).
+The range of each count comes from a clean run of the same step (:func:`measure`).
+
+The verdict compares what ELIZA holds with what an uninterrupted history of the same tenant
+gives, field by field, keyed by ``remote_key`` (ids and timestamps are not compared; a
+reference to another object is compared by that object's key).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from e2e_helpers import sync
+from sqlalchemy import Engine, event
+
+from deltasync.config import Config
+from deltasync.engine import RunReport
+from deltasync.errors import LeaseHeldError
+from deltasync.sandbox.eliza import ElizaSim
+from deltasync.sandbox.server import Sandbox
+
+REQUEST_KINDS = ("graph", "eliza", "eliza-write")
+COMMIT_KINDS = ("before-commit", "after-commit")
+KINDS = REQUEST_KINDS + COMMIT_KINDS
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+VOLATILE = frozenset({"id", "uuid", "created", "modified", "last_login"})
+
+
+@dataclass(frozen=True)
+class Point:
+    kind: str  # one of KINDS
+    n: int  # 1-based count of that kind within the run
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.n}"
+
+
+@dataclass
+class Counts:
+    """How many of each countable event one clean run made."""
+
+    graph: int
+    eliza: int
+    writes: int
+    commits: int
+
+    def of(self, kind: str) -> int:
+        return {
+            "graph": self.graph,
+            "eliza": self.eliza,
+            "eliza-write": self.writes,
+            "before-commit": self.commits,
+            "after-commit": self.commits,
+        }[kind]
+
+
+class CommitCounter:
+    """Counts the state commits made in this process (SQLAlchemy's ``commit`` event fires
+    right before each one, as the failpoint seam counts them in the child)."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        event.listen(Engine, "commit", self._seen)
+
+    def _seen(self, _conn: Any) -> None:
+        self.n += 1
+
+    def close(self) -> None:
+        event.remove(Engine, "commit", self._seen)
+
+
+def measure(sandbox: Sandbox, commits: CommitCounter, run: Callable[[], RunReport]) -> Counts:
+    """Run ``run`` (a clean in-process sync of ``sandbox``) and count what it did."""
+    sandbox.graph.reset_log()
+    sandbox.eliza.reset_log()
+    before = commits.n
+    report = run()
+    assert report.exit_code == 0, report.as_dict()
+    return Counts(
+        graph=sandbox.graph.request_count,
+        eliza=sandbox.eliza.request_count,
+        writes=sandbox.eliza.write_count,
+        commits=commits.n - before,
+    )
+
+
+def spread(total: int, k: int, rng: random.Random) -> list[int]:
+    """``k`` distinct counts in 1..total, one per equal slice (all of them if k ≥ total)."""
+    if total <= k:
+        return list(range(1, total + 1))
+    edges = [1 + (total * i) // k for i in range(k + 1)]
+    return [rng.randrange(lo, max(lo + 1, hi)) for lo, hi in itertools.pairwise(edges)]
+
+
+class KillSwitch:
+    """Hooks on a sandbox's Graph and ELIZA servers: SIGKILL the child at the armed point.
+
+    Once it fired, every later request of the dead child is refused unanswered-and-unapplied
+    (a 503 no one reads), so "before it is applied" holds even for requests in flight.
+    """
+
+    def __init__(self, sandbox: Sandbox) -> None:
+        self._lock = threading.Lock()
+        self._point: Point | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._started = threading.Event()
+        self._seen: Counter[str] = Counter()
+        self.fired = False
+        sandbox.graph_server.hook = self._graph
+        sandbox.eliza_server.hook = self._eliza
+
+    def arm(self, point: Point | None) -> None:
+        with self._lock:
+            self._point = point
+            self._proc = None
+            self._started.clear()
+            self._seen.clear()
+            self.fired = False
+
+    def started(self, proc: subprocess.Popen[bytes]) -> None:
+        self._proc = proc
+        self._started.set()
+
+    def disarm(self) -> None:
+        with self._lock:
+            self._point = None
+            self.fired = False
+
+    def _graph(
+        self, phase: str, request: httpx.Request, response: httpx.Response | None
+    ) -> httpx.Response | None:
+        if phase == "received":
+            return self._count("graph")
+        return None
+
+    def _eliza(
+        self, phase: str, request: httpx.Request, response: httpx.Response | None
+    ) -> httpx.Response | None:
+        if phase == "received":
+            return self._count("eliza")
+        if request.method in WRITE_METHODS:
+            self._count("eliza-write")
+        return None
+
+    def _count(self, kind: str) -> httpx.Response | None:
+        with self._lock:
+            if self._point is None:
+                return None
+            if self.fired:
+                return httpx.Response(503)
+            self._seen[kind] += 1
+            if self._point != Point(kind, self._seen[kind]):
+                return None
+            self._started.wait(30)
+            assert self._proc is not None
+            os.kill(self._proc.pid, signal.SIGKILL)
+            self.fired = True
+            return httpx.Response(503)
+
+
+@dataclass
+class Child:
+    """How to start ``python -m deltasync sync -c CFG`` quickly and quietly."""
+
+    pycache: Path  # bytecode cache for the children (the suite runs with PYTHONDONTWRITEBYTECODE)
+    logs: Path
+    runs: int = 0
+
+    def run(self, sandbox: Sandbox, switch: KillSwitch, point: Point) -> int:
+        """Run the CLI until it ends or is killed at ``point``; its return code (-9 = killed)."""
+        env = {**os.environ, **sandbox.env, "PYTHONPYCACHEPREFIX": str(self.pycache)}
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env.pop("DELTASYNC_FAILPOINT", None)
+        if point.kind in COMMIT_KINDS:
+            env["DELTASYNC_FAILPOINT"] = str(point)
+        switch.arm(point if point.kind in REQUEST_KINDS else None)
+        self.runs += 1
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log = self.logs / f"{self.runs:03d}-{point.kind}-{point.n}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "deltasync", "sync", "-c", str(sandbox.config_path)],
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+            switch.started(proc)
+            try:
+                rc = proc.wait(timeout=120)
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                switch.disarm()
+        return rc
+
+
+@dataclass
+class Recovery:
+    """The rerun after a kill, as an administrator would do it; what it took."""
+
+    lease_waits: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def rerun(self, sandbox: Sandbox, config: Config) -> RunReport:
+        """``sync`` once more; a dead run's lease is waited out (its expiry moved to now)."""
+        try:
+            return sync(config)
+        except LeaseHeldError:
+            self.lease_waits += 1
+            expire_lease(sandbox.workdir / "state" / "deltasync.db")
+            return sync(config)
+
+
+def expire_lease(db: Path) -> None:
+    """The two minutes a killed run's lease blocks others pass (the lease itself is kept)."""
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE lease SET expires_at = '2000-01-01 00:00:00.000000'")
+
+
+def eliza_view(sim: ElizaSim) -> tuple[dict[str, Any], list[str]]:
+    """What ELIZA holds, keyed by remote_key (username/email for unkeyed objects), and the
+    keys found more than once (duplicates)."""
+    users, persons = sim.users, sim.persons
+    group_names = {gid: g["name"] for gid, g in sim.groups.items()}
+    ukey = {i: u.get("remote_key") or f"username:{u['username']}" for i, u in users.items()}
+    pkey = {
+        i: p.get("remote_key") or f"person:{p.get('email')}:{p['vorname']}:{p['nachname']}"
+        for i, p in persons.items()
+    }
+    dups: list[str] = []
+
+    def keyed(rows: dict[int, dict[str, Any]], key: dict[int, str], kind: str) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for i, row in rows.items():
+            clean = {k: v for k, v in row.items() if k not in VOLATILE}
+            if kind == "user":
+                clean["groups"] = sorted(str(group_names.get(g, g)) for g in row["groups"])
+            if kind == "person":
+                clean["user"] = ukey.get(row["user"], row["user"])
+                clean["vorgesetzter"] = pkey.get(row["vorgesetzter"], row["vorgesetzter"])
+            if key[i] in out:
+                dups.append(f"{kind} {key[i]}")
+            out[key[i]] = clean
+        return out
+
+    memberships = sorted(
+        (pkey.get(m["mitarbeiter"], str(m["mitarbeiter"])), m["orgunit"], str(m["von"]), m)
+        for m in sim.memberships.values()
+    )
+    custom = sim.customgroups
+    view = {
+        "user": keyed(users, ukey, "user"),
+        "person": keyed(persons, pkey, "person"),
+        "membership": [
+            {**{k: v for k, v in m.items() if k not in VOLATILE}, "mitarbeiter": who}
+            for who, _, _, m in memberships
+        ],
+        "customgroup": keyed(
+            custom,
+            {i: g.get("remote_key") or f"name:{g['name']}" for i, g in custom.items()},
+            "customgroup",
+        ),
+    }
+    return view, dups
+
+
+def differences(got: dict[str, Any], want: dict[str, Any]) -> list[str]:
+    """Readable differences between two :func:`eliza_view` views (empty = the same)."""
+    out: list[str] = []
+    for kind in want:
+        g, w = got[kind], want[kind]
+        if isinstance(w, list):
+            if g != w:
+                out.append(f"{kind}: {len(g)} rows, expected {len(w)}: {g} != {w}")
+            continue
+        for key in sorted(set(g) | set(w)):
+            if key not in g:
+                out.append(f"{kind} {key}: missing")
+            elif key not in w:
+                out.append(f"{kind} {key}: unexpected")
+            else:
+                for name in sorted(set(g[key]) | set(w[key])):
+                    if g[key].get(name) != w[key].get(name):
+                        out.append(
+                            f"{kind} {key}.{name}: {g[key].get(name)!r}, "
+                            f"expected {w[key].get(name)!r}"
+                        )
+    return out
+
+
+class TenantChanges:
+    """Seeded random tenant changes, applied identically to several sandboxes' tenants."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(f"changes:{seed}")
+        self.serial = 0
+
+    def step(self, reference: Sandbox, others: list[Sandbox]) -> list[str]:
+        """Choose 1-3 changes from ``reference``'s tenant and apply them to all; their names."""
+        done: list[str] = []
+        for _ in range(self.rng.randint(1, 3)):
+            graph = reference.graph
+            users = sorted(graph.users(), key=lambda u: str(u["id"]))
+            internal = [u for u in users if u.get("companyName")]
+            enabled = [u for u in internal if u.get("accountEnabled")]
+            disabled = [u for u in internal if not u.get("accountEnabled")]
+            deleted = sorted(graph.deleted_users(), key=lambda u: str(u["id"]))
+            op = self.rng.choice(
+                ["rename", "title", "disable", "enable", "new", "delete", "restore", "manager"]
+            )
+            calls = self._calls(op, enabled, disabled, deleted)
+            if calls is None:
+                continue
+            for box in (reference, *others):
+                for name, args, kwargs in calls:
+                    getattr(box.graph, name)(*args, **kwargs)
+            name, args, kwargs = calls[0]
+            done.append(f"{name} {args[0] if args else kwargs.get('userPrincipalName')}")
+        return done
+
+    def _calls(
+        self,
+        op: str,
+        enabled: list[dict[str, Any]],
+        disabled: list[dict[str, Any]],
+        deleted: list[dict[str, Any]],
+    ) -> list[tuple[str, tuple[Any, ...], dict[str, Any]]] | None:
+        rng = self.rng
+        self.serial += 1
+        if op == "new" or not enabled:
+            model = rng.choice(enabled) if enabled else None
+            uid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            given, surname = f"Neu{self.serial}", f"Person{self.serial}"
+            upn = f"{given.lower()}.{surname.lower()}@firma.ch"
+            props = {
+                "id": uid,
+                "userPrincipalName": upn,
+                "mail": upn,
+                "givenName": given,
+                "surname": surname,
+                "jobTitle": "Sachbearbeiter",
+                "companyName": model.get("companyName") if model else "Firma AG",
+                "department": model.get("department") if model else None,
+            }
+            return [("add_user", (), props)]
+        who = rng.choice(enabled)
+        uid = str(who["id"])
+        if op == "rename":
+            surname = f"{who.get('surname')}-Neu{self.serial}"
+            upn = f"{str(who.get('givenName')).lower()}.n{self.serial}@firma.ch"
+            props = {
+                "surname": surname,
+                "displayName": f"{who.get('givenName')} {surname}",
+                "userPrincipalName": upn,
+                "mail": upn,
+            }
+            return [("update_user", (uid,), props)]
+        if op == "title":
+            return [("update_user", (uid,), {"jobTitle": f"Funktion {self.serial}"})]
+        if op == "disable":
+            return [("disable_user", (uid,), {})]
+        if op == "enable":
+            return [("enable_user", (str(rng.choice(disabled)["id"]),), {})] if disabled else None
+        if op == "delete":
+            return [("soft_delete", (uid,), {})]
+        if op == "restore":
+            return [("restore", (str(rng.choice(deleted)["id"]),), {})] if deleted else None
+        other = rng.choice(enabled)
+        if other["id"] == who["id"]:
+            return None
+        return [("set_manager", (uid, str(other["id"])), {})]
