@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from dataclasses import replace as dataclass_replace
 from datetime import UTC, datetime
@@ -64,6 +65,11 @@ class FakeStore:
             self.events.append(f"state.{method}")
         if method in self.fail:
             raise self.fail.pop(method)
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Writes apply at once in memory; a batch only groups them."""
+        yield
 
     def recorded(self) -> list[str]:
         """The ledger's writes, in order."""

@@ -95,10 +95,28 @@ def sandbox_serve(
         ),
     ] = 0,
     directory: Annotated[Path, typer.Option("--dir")] = Path("sandbox-run"),
+    eliza_latency_ms: Annotated[
+        float,
+        typer.Option(
+            "--eliza-latency-ms",
+            min=0,
+            help="Hold back each ELIZA answer this long (requests overlap, as on a server).",
+        ),
+    ] = 0.0,
+    groups: Annotated[
+        int,
+        typer.Option("--groups", min=0, max=10000, help="Project groups beside the departments."),
+    ] = 0,
 ) -> int:
     """Simulated Graph + token endpoint + ELIZA on loopback, and a config pointing at them."""
     return service.serve_sandbox(
-        users=users, port=port, directory=directory, console=out, prog=prog_name()
+        users=users,
+        port=port,
+        directory=directory,
+        console=out,
+        prog=prog_name(),
+        eliza_latency_ms=eliza_latency_ms,
+        groups=groups,
     )
 
 

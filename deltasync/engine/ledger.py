@@ -5,6 +5,12 @@ A real run gets a :class:`Ledger`; a dry run a :class:`DryLedger` with the same 
 The mirror and the delta cursors are a copy of Graph, not a record of the run: the pull
 phase keeps them in a dry run too. The order in which the push calls the ledger is
 written down in :mod:`deltasync.engine.push`.
+
+The ledger writes behind: links, journal entries, failures and settling wait in memory and
+reach the store in that same order, in one transaction per batch (:meth:`Ledger.flush`:
+when a "creating" marker must be durable before its POST, every ``FLUSH_EVERY`` records,
+and at the end of the push). A crash loses at most the unflushed records: their creates are
+found again by remote_key and the marker, their PATCHes are sent again and change nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from deltasync.plan.actions import Action
 
 CREATING = "creating"  # journal marker written before a POST: its outcome may get lost
 PLAN_FINGERPRINT = "plan_fingerprint"
+FLUSH_EVERY = 500  # records per transaction at most
 GONE = "gone"  # journal entry: the linked ELIZA object was deleted in ELIZA, the link dropped
 FIELDS_CHECKED = "target_fields_checked"  # the plan fingerprint ELIZA's schema was checked for
 
@@ -59,6 +66,8 @@ class Records(Protocol):
 
     def plan_current(self, fingerprint: str) -> None: ...
 
+    def flush(self) -> None: ...
+
     def fields_checked(self, fingerprint: str) -> None: ...
 
 
@@ -73,14 +82,30 @@ class Ledger:
         self.run_id = run_id
         self.now = now
         self._failed: set[str] = set()  # Entra ids with a recorded failure
+        self._pending: list[Callable[[], object]] = []  # store writes not yet committed
+
+    def _later(self, write: Callable[[], object]) -> None:
+        self._pending.append(write)
+        if len(self._pending) >= FLUSH_EVERY:
+            self.flush()
+
+    def flush(self, *then: Callable[[], object]) -> None:
+        """Commit every waiting record, then ``then``, in call order and one transaction."""
+        writes, self._pending = [*self._pending, *then], []
+        if not writes:
+            return
+        with self.store.batch():
+            for write in writes:
+                write()
 
     def known_failures(self, entra_ids: Iterable[str]) -> None:
         """Objects with a failure from earlier runs: a success clears it."""
         self._failed = set(entra_ids)
 
     def creating(self, entra_id: str, kind: Kind) -> None:
-        """The journal marker of a create about to be sent."""
-        self.store.journal(self.run_id, entra_id, kind, CREATING, None, {})
+        """The journal marker of a create about to be sent: committed (with what waits)
+        before this returns, so a lost POST response leaves it behind."""
+        self.flush(lambda: self.store.journal(self.run_id, entra_id, kind, CREATING, None, {}))
 
     def create_pending(self, entra_id: str, kind: Kind) -> bool:
         """The journal shows an earlier create of this object whose outcome was never recorded."""
@@ -91,25 +116,21 @@ class Ledger:
     def pushed(self, action: Action, link: Link | None, eliza_id: int | None) -> None:
         """What ELIZA accepted: the link (none once gone or ended) and its journal entry."""
         kept = None if link is None or link.status == LinkStatus.ENDED else link
-        self.store.record_push(
-            kept,
-            self.run_id,
-            action.entra_id,
-            action.kind,
-            action.op.value,
-            eliza_id,
-            changes_json(action.changes),
-        )
+        changes = changes_json(action.changes)
+        args = (self.run_id, action.entra_id, action.kind, action.op.value, eliza_id, changes)
+        self._later(lambda: self.store.record_push(kept, *args))
 
     def forget(self, entra_id: str, kind: Kind, eliza_id: int | None = None) -> None:
         """The linked object is gone from ELIZA: drop the link, journal it (``gone``); the
         object is created again on the next run."""
-        self.store.delete_link(entra_id, kind)
-        self.store.journal(self.run_id, entra_id, kind, GONE, eliza_id, {})
+        self._later(lambda: self.store.delete_link(entra_id, kind))
+        self._later(lambda: self.store.journal(self.run_id, entra_id, kind, GONE, eliza_id, {}))
 
     def relink(self, link: Link) -> None:
         """A link's status changed without a write to ELIZA (protected, or no longer)."""
-        self.store.save_link(link)
+        # committed at once (with what waits): a deprovisioning's memory must be stored
+        # before the write it remembers for
+        self.flush(lambda: self.store.save_link(link))
 
     def failed(
         self,
@@ -123,23 +144,31 @@ class Ledger:
     ) -> None:
         """An action failed or conflicted: it is retried after its backoff."""
         self._failed.add(entra_id)
-        self.store.record_failure(
-            entra_id, kind, op, category, message, detail, version, self.now()
+        now = self.now()
+        self._later(
+            lambda: self.store.record_failure(
+                entra_id, kind, op, category, message, detail, version, now
+            )
         )
 
     def succeeded(self, entra_id: str) -> None:
         """Every action of the object went through: clear its failures."""
         if entra_id in self._failed:
-            for kind in Kind:
-                self.store.clear_failure(entra_id, kind)
+            self._later(lambda: self._clear_failures(entra_id))
             self._failed.discard(entra_id)
+
+    def _clear_failures(self, entra_id: str) -> None:
+        for kind in Kind:
+            self.store.clear_failure(entra_id, kind)
 
     def settle(self, entra_id: str, version: int) -> None:
         """The object's mirror version is fully pushed."""
-        self.store.settle(entra_id, version)
+        self._later(lambda: self.store.settle(entra_id, version))
 
     def plan_current(self, fingerprint: str) -> None:
-        """Every object is planned under these settings (nothing left for later runs)."""
+        """Every object is planned under these settings (nothing left for later runs); after
+        every other record, in a transaction of its own."""
+        self.flush()
         self.store.set_meta(PLAN_FINGERPRINT, fingerprint)
 
     def fields_checked(self, fingerprint: str) -> None:
@@ -192,6 +221,9 @@ class DryLedger:
 
     def plan_current(self, fingerprint: str) -> None:
         """Not recorded."""
+
+    def flush(self) -> None:
+        """Nothing waits."""
 
     def fields_checked(self, fingerprint: str) -> None:
         """Not recorded: a dry run checks the schema every time."""

@@ -7,6 +7,7 @@ the real clients, the engine tests hand in in-memory fakes.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -146,6 +147,10 @@ class Store(Protocol):
     def journal_for(self, entra_id: str, limit: int = 50) -> list[JournalEntry]: ...
 
     # what this run did: written only through the ledger
+    def batch(self) -> AbstractContextManager[None]:
+        """Every write inside joins one transaction, committed when the block ends."""
+        ...
+
     def journal(
         self,
         run_id: int,

@@ -20,6 +20,12 @@ The commit order, written down here once and done by the code below:
 6. at the end of the run, when no object was left for later, the plan fingerprint is
    stored (:meth:`Ledger.plan_current`).
 
+Steps 3-5 are written behind (:mod:`deltasync.engine.ledger`): in this same order, but
+many objects per transaction; step 1 commits them together with its marker (as does a
+relink: the memory a deprovisioning keeps is stored before its write), and the end of the
+push commits what is left. Objects go out in chunks of ``CHUNK``, so the push never
+holds a task for every object at once.
+
 What to send and what to record is decided by the pure :mod:`deltasync.plan.resolve`.
 """
 
@@ -57,10 +63,12 @@ from deltasync.plan.resolve import (
 
 MAX_CONSECUTIVE_OUTAGES = 5
 PREFETCH_THRESHOLD = 20  # unlinked objects from which one list read beats per-object lookups
+CHUNK = 1000  # objects in flight (as tasks) at most; concurrency stays max_concurrency
 
 
 async def push(run: Run, plan: Plan) -> None:
     """Every object's actions, a few objects at a time; objects waiting for a link twice."""
+    run.ledger.flush()  # what the plan recorded (relinks, conflicts) comes first
     await check_target_fields(run, plan)
     await _check_orgunits(run, plan)
     run.directory = Directory(run.target, run.names)
@@ -100,9 +108,11 @@ class _Push:
 
         run.progress.phase(run.ledger.progress, sum(1 for p in plan.objects if p.actions))
         try:
-            await asyncio.gather(*(one(p) for p in plan.objects))
+            for start in range(0, len(plan.objects), CHUNK):
+                await asyncio.gather(*(one(p) for p in plan.objects[start : start + CHUNK]))
         finally:
             run.progress.done()
+            run.ledger.flush()
         if stopped:
             run.report.deferred_objects += len(stopped)
             run.report.warnings.append(f"stopped (signal): {len(stopped)} objects wait")
@@ -117,6 +127,7 @@ class _Push:
                 ok = await self.object(p)
                 if ok and not p.unresolved and p.entra_id not in self.held:
                     run.ledger.settle(p.entra_id, p.version)
+            run.ledger.flush()
         if not (run.report.deferred_objects or run.report.held or run.fingerprint_current):
             # objects left for later runs (deferred, or held by the threshold) must still be
             # re-planned under the new settings

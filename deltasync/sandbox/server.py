@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 
 from deltasync.sandbox.eliza import ElizaSim
-from deltasync.sandbox.graph import GraphSim, TokenSim, make_tenant
+from deltasync.sandbox.graph import GraphSim, TokenSim, add_project_groups, make_tenant
 from deltasync.sandbox.loopback import LoopbackServer
 from deltasync.sandbox.provision import (
     CLIENT_SECRET_VAR,
@@ -123,6 +123,9 @@ def start_sandbox(
     port: int = 0,
     sync_groups: bool = False,
     members_per_entry: int = 500,
+    eliza_latency_ms: float = 0.0,
+    eliza_log_limit: int | None = None,
+    groups: int = 0,
 ) -> Sandbox:
     """Start simulated Graph, token endpoint (HTTPS) and ELIZA on loopback; write the config.
 
@@ -133,6 +136,9 @@ def start_sandbox(
     on ``port + 2`` (``deltasync sandbox serve --port``), so a restarted sandbox keeps its
     addresses. ``sync_groups`` switches group sync on in the config; ``members_per_entry``
     is how many members one delta entry of a group carries (a bigger group spans pages).
+    addresses. ``eliza_latency_ms`` holds back each ELIZA answer that long (requests overlap,
+    as on a real server); ``eliza_log_limit`` bounds ELIZA's request log; ``groups`` adds that
+    many project groups to the department groups.
     """
     if port and not 0 < port < 65534:
         raise ValueError("port must be between 1 and 65533 (three consecutive ports are used)")
@@ -145,8 +151,10 @@ def start_sandbox(
     graph = GraphSim(
         page_size=page_size, seed=seed, tokens=tokens, members_per_entry=members_per_entry
     )
-    make_tenant(graph, users, seed=seed)
-    eliza = ElizaSim(api_token)
+    user_ids = make_tenant(graph, users, seed=seed)
+    if groups:
+        add_project_groups(graph, user_ids, groups, seed=seed)
+    eliza = ElizaSim(api_token, delay_s=eliza_latency_ms / 1000, log_limit=eliza_log_limit)
     orgunit_mapping = seed_eliza(eliza, graph)
 
     tls = write_tls_files(workdir)

@@ -7,6 +7,7 @@ simulated ELIZA, a real SQLite state database — only the tenant and ELIZA are 
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -239,12 +240,36 @@ def _log(console: Console) -> Callable[[str], None]:
 
 
 def serve_sandbox(
-    *, users: int, port: int, directory: Path, console: Console, prog: str = "deltasync"
+    *,
+    users: int,
+    port: int,
+    directory: Path,
+    console: Console,
+    prog: str = "deltasync",
+    eliza_latency_ms: float = 0.0,
+    groups: int = 0,
 ) -> int:
-    """Run the simulators until Ctrl-C, with a config and an env file pointing at them."""
-    sandbox = start_sandbox(directory.resolve(), users=users, port=port, sync_groups=True)
+    """Run the simulators until Ctrl-C, with a config and an env file pointing at them.
+
+    ELIZA keeps only its last 10,000 requests in its log, so hours of syncing a big tenant
+    do not grow the sandbox without end.
+    """
+    sandbox = start_sandbox(
+        directory.resolve(),
+        users=users,
+        port=port,
+        eliza_latency_ms=eliza_latency_ms,
+        eliza_log_limit=10_000,
+        groups=groups,
+        sync_groups=True,
+    )
+    # The seeded tenant lives as long as the process: keep the collector from rescanning it
+    # on every page (at 100,000 users most of a page's time was full collections).
+    gc.freeze()
     env_file = sandbox.write_env_file()
-    console.print(f"sandbox running: {users} Entra users")
+    latency = f", ELIZA answers after {eliza_latency_ms:g} ms" if eliza_latency_ms else ""
+    extra = f", {groups} project groups" if groups else ""
+    console.print(f"sandbox running: {users} Entra users{extra}{latency}")
     console.print(f"  config:    {sandbox.config_path}")
     console.print(f"  secrets:   {env_file}")
     console.print("  in another terminal:")

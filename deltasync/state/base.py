@@ -1,12 +1,15 @@
 """What every table family of the store shares: the engine, short transactions, clean values.
 
 Each public store method is one short transaction (:meth:`StoreBase._read` or
-:meth:`StoreBase._write`), so whatever is committed is consistent on its own.
+:meth:`StoreBase._write`), so whatever is committed is consistent on its own. Inside
+:meth:`StoreBase.batch` the writes of this thread join one transaction instead: the push
+records a batch of objects with one commit, not several per object.
 """
 
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -29,6 +32,7 @@ class StoreBase:
         self._engine = engine
         self._writer = engine.execution_options(**{WRITE: True})
         self._url = mask_url(engine.url)
+        self._local = threading.local()  # .conn: this thread's open batch, if any
 
     @property
     def url(self) -> str:
@@ -63,7 +67,26 @@ class StoreBase:
             yield conn
 
     @contextmanager
+    def batch(self) -> Iterator[None]:
+        """One transaction for every write made inside, committed at the end (or rolled back
+        on an exception); nested batches join the outer one."""
+        if getattr(self._local, "conn", None) is not None:
+            yield
+            return
+        with self._guard(), self._writer.begin() as conn:
+            self._local.conn = conn
+            try:
+                yield
+            finally:
+                self._local.conn = None
+
+    @contextmanager
     def _write(self) -> Iterator[Connection]:
+        joined: Connection | None = getattr(self._local, "conn", None)
+        if joined is not None:
+            with self._guard():
+                yield joined
+            return
         with self._guard(), self._writer.begin() as conn:
             yield conn
 

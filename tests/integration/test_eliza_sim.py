@@ -506,3 +506,40 @@ def test_delay_holds_answers_back_after_applying_while_requests_overlap(sim: Eli
 
 def test_repr_hides_the_token(sim: ElizaSim) -> None:
     assert TOKEN not in repr(sim)
+
+
+# ---------------------------------------------------------------- the index
+def test_filters_and_uniqueness_follow_patches_and_deletes(
+    sim: ElizaSim, http: httpx.Client
+) -> None:
+    anna = sim.add_user(username="anna", email="anna@firma.ch", remote_key="rk-a")
+    person = sim.add_person(vorname="Anna", nachname="Muster", user=anna["id"], remote_key="p-a")
+    sim.add_membership(person["id"], sim.add_orgunit("AG")["id"])
+    http.patch(f"/api/user/{anna['id']}", json={"username": "anna2", "remote_key": "rk-b"})
+    assert http.get("/api/user", params={"username": "ANNA"}).json() == []
+    assert ids(http.get("/api/user", params={"username": "Anna2"}).json()) == [anna["id"]]
+    assert http.get("/api/user", params={"remote_key": "rk-a"}).json() == []
+    # the old name is free again, the new one is taken
+    assert http.post("/api/user", json={"username": "Anna"}).status_code == 201
+    assert http.post("/api/user", json={"username": "ANNA2"}).status_code == 409
+    http.delete(f"/api/user/{anna['id']}")
+    assert http.get("/api/organisation/mitarbeitende", params={"user": anna["id"]}).json() == []
+    http.delete(f"/api/organisation/mitarbeitende/{person['id']}")
+    members = http.get("/api/organisation/membership", params={"mitarbeiter": person["id"]})
+    assert members.json() == []
+
+
+def test_a_filtered_lookup_does_not_grow_slower_with_the_number_of_objects(
+    sim: ElizaSim, http: httpx.Client
+) -> None:
+    def lookups() -> float:
+        start = time.perf_counter()
+        for _ in range(50):
+            http.get("/api/user", params={"remote_key": "rk-1"})
+        return time.perf_counter() - start
+
+    sim.add_user(username="u1", remote_key="rk-1")
+    small = lookups()
+    for i in range(20000):
+        sim.add_user(username=f"x{i}", remote_key=f"x{i}")
+    assert lookups() < 5 * small + 0.05  # a scan of 20,000 rows per request would be ~50x

@@ -155,3 +155,29 @@ def test_a_protected_link_is_left_alone() -> None:
     assert store.links[("anna", Kind.USER)].status == LinkStatus.PROTECTED
     assert [c["entra_id"] for c in report.conflicts] == ["anna"]
     assert not [m for m, _ in target.calls if m in ("update", "delete")]
+
+
+def test_the_ledger_writes_behind_in_the_commit_order_with_one_transaction_per_batch() -> None:
+    class Batching(FakeStore):
+        def batch(self):  # type: ignore[no-untyped-def]
+            self.events.append("batch")
+            return super().batch()
+
+    events: list[str] = []
+    store, target = Batching(events=events), FakeTarget(events=events)
+    assert run(store, target).exit_code == 0
+    assert [e for e in events if e != "eliza.find"] == [
+        "state.set_meta",  # ELIZA's fields checked for this mapping, before any write
+        "batch",
+        "state.journal",  # user: "creating", committed before its POST
+        "eliza.create",
+        "batch",  # the person's marker carries the user's link along
+        "state.record_push",
+        "state.journal",
+        "eliza.create",
+        "batch",  # the end of the push: what is left
+        "state.record_push",
+        "state.settle",
+        "state.set_meta",
+    ]
+    converged(store, target)

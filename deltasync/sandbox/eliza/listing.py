@@ -8,6 +8,8 @@ from typing import Any
 
 import httpx
 
+from deltasync.sandbox.eliza.index import Index
+from deltasync.sandbox.eliza.resources import FILTERS
 from deltasync.sandbox.eliza.validation import FALSE, FILTER_NOT_INT, TRUE
 from deltasync.sandbox.eliza.wire import json_response
 
@@ -15,42 +17,47 @@ from deltasync.sandbox.eliza.wire import json_response
 def list_response(
     request: httpx.Request,
     objects: Mapping[int, dict[str, Any]],
-    filters: Mapping[str, str],
+    index: Index,
+    resource: str,
     query: Mapping[str, str],
     max_limit: int,
 ) -> httpx.Response:
-    """``GET`` on a list endpoint: unknown filters ignored, paged only when ``limit`` is given."""
-    rows = sorted(objects.values(), key=lambda o: o["id"])
+    """``GET`` on a list endpoint: unknown filters ignored, paged only when ``limit`` is given.
+
+    Each filter is one index lookup; the ids left are sorted, and only the page is copied.
+    """
+    wanted: set[int] | None = None
     errors: dict[str, list[str]] = {}
-    for name, kind in filters.items():
+    for name, kind in FILTERS[resource].items():
         value = query.get(name, "")
         if value == "":
             continue  # django-filter skips empty values
-        if kind == "iexact":
-            low = value.lower()
-            rows = [o for o in rows if str(o.get(name) or "").lower() == low]
-        elif kind == "exact":
-            rows = [o for o in rows if o.get(name) == value]
+        match: Any
+        if kind in ("iexact", "exact"):
+            match = value
         elif kind == "bool":
             if value in TRUE:
-                rows = [o for o in rows if o.get(name) is True]
+                match = True
             elif value in FALSE:
-                rows = [o for o in rows if o.get(name) is False]
-            # any other value: NullBooleanSelect makes it "unknown", the filter is skipped
+                match = False
+            else:
+                continue  # NullBooleanSelect makes it "unknown", the filter is skipped
         else:
             try:
-                wanted = int(value)
+                match = int(value)
             except ValueError:
                 errors[name] = [FILTER_NOT_INT]
                 continue
-            rows = [o for o in rows if o.get(name) == wanted]
+        found = index.ids(resource, name, match)
+        wanted = found if wanted is None else wanted & found
     if errors:
         return json_response(400, errors)
+    ids = index.ordered(resource, objects) if wanted is None else sorted(wanted)
     limit = _positive_int(query.get("limit"), strict=True, cutoff=max_limit)
     if limit is None:
-        return json_response(200, copy.deepcopy(rows))
+        return json_response(200, [copy.deepcopy(objects[i]) for i in ids])
     offset = _positive_int(query.get("offset"), strict=False) or 0
-    count = len(rows)
+    count = len(ids)
     url = request.url
     next_url = None
     if offset + limit < count:
@@ -61,7 +68,7 @@ def list_response(
             previous = str(url.copy_remove_param("offset"))
         else:
             previous = str(url.copy_set_param("offset", str(offset - limit)))
-    results = copy.deepcopy(rows[offset : offset + limit])
+    results = [copy.deepcopy(objects[i]) for i in ids[offset : offset + limit]]
     page = {"count": count, "next": next_url, "previous": previous, "results": results}
     return json_response(200, page)
 

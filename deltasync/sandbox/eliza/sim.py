@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import json
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
@@ -22,7 +23,6 @@ from deltasync.sandbox.eliza.faults import FaultQueue, fault_response
 from deltasync.sandbox.eliza.listing import list_response
 from deltasync.sandbox.eliza.resources import (
     CUSTOMGROUP,
-    FILTERS,
     MAX_LIMIT,
     READ_ONLY_RESOURCES,
     RESOURCES,
@@ -50,8 +50,11 @@ class ElizaSim(ElizaStore):
             token may use: ``POST`` on a list, ``PUT`` on an object, as DRF's
             ``SimpleMetadata`` does); when False it is a 405.
         delay_s: how long each answer is held back after the request was applied (outside
-            the lock, so requests overlap); tests slow ELIZA down to land a kill or a timeout
+            the lock, so requests overlap as on a real server: ``sandbox serve
+            --eliza-latency-ms``); tests slow ELIZA down to land a kill or a timeout
             mid-push. May be changed at any time.
+        log_limit: keep only the last ``log_limit`` requests in :attr:`requests` (the
+            counters stay exact), so a long-running sandbox does not grow with every write.
         clock: where ``created``/``modified`` come from (UTC).
     """
 
@@ -65,6 +68,7 @@ class ElizaSim(ElizaStore):
         serve_schema: bool = True,
         serve_options: bool = True,
         delay_s: float = 0.0,
+        log_limit: int | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         super().__init__(clock=clock)
@@ -76,7 +80,7 @@ class ElizaSim(ElizaStore):
         self.serve_options = serve_options
         self.delay_s = delay_s
         self._faults = FaultQueue()
-        self._requests: list[SimRequest] = []
+        self._requests: deque[SimRequest] = deque(maxlen=log_limit)
         self._request_count = 0
         self._write_count = 0
 
@@ -245,7 +249,7 @@ class ElizaSim(ElizaStore):
         if oid is None:
             if method == "GET":
                 return list_response(
-                    request, self._data[resource], FILTERS[resource], query, self.max_limit
+                    request, self._data[resource], self._index, resource, query, self.max_limit
                 )
             return self._create(resource, body)
         obj = self._data[resource].get(oid)
@@ -345,7 +349,7 @@ class ElizaSim(ElizaStore):
         if conflict is not None:
             return json_response(409, {"detail": conflict})
         merged["modified"] = self._now()
-        self._data[resource][oid] = merged
+        self._replace(resource, oid, merged)
         if resource == CUSTOMGROUP:
             self._groups[oid]["name"] = merged["name"]
         return json_response(200, copy.deepcopy(merged))

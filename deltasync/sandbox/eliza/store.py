@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from deltasync.sandbox.eliza.index import Index
 from deltasync.sandbox.eliza.resources import (
     CUSTOMGROUP,
     FIELDS,
@@ -41,6 +42,7 @@ class ElizaStore:
             gid: {"id": gid, "name": name, "kind": "system"} for gid, name in SYSTEM_GROUPS.items()
         }
         self._next_group_id = max(SYSTEM_GROUPS) + 1
+        self._index = Index()
         self.membership_deletes = 0
 
     # ------------------------------------------------------------------ inspection
@@ -108,7 +110,11 @@ class ElizaStore:
             }
             if resource == USER:
                 obj["groups"] = sorted(set(obj["groups"]))
+            old = self._data[resource].get(oid)
+            if old is not None:
+                self._index.remove(resource, oid, old)
             self._data[resource][oid] = obj
+            self._index.add(resource, oid, obj)
             if resource == ORGUNIT:
                 gid = self._next_group_id
                 self._next_group_id += 1
@@ -153,20 +159,22 @@ class ElizaStore:
             return next(gid for gid, g in self._groups.items() if g["name"] == name)
 
     # ------------------------------------------------------------------ rules
+    def _replace(self, resource: str, oid: int, obj: dict[str, Any]) -> None:
+        """Store a changed object under its id, keeping the index in step."""
+        self._index.update(resource, oid, self._data[resource][oid], obj)
+        self._data[resource][oid] = obj
+
     def _delete(self, resource: str, oid: int) -> None:
         """Delete one object and what hangs on it (DRF's on_delete rules)."""
-        del self._data[resource][oid]
+        self._index.remove(resource, oid, self._data[resource].pop(oid))
         if resource == USER:
-            for person in self._data[PERSON].values():
-                if person.get("user") == oid:
-                    person["user"] = None
+            for pid in self._index.ids(PERSON, "user", oid):
+                self._replace(PERSON, pid, {**self._data[PERSON][pid], "user": None})
         elif resource == PERSON:
-            for person in self._data[PERSON].values():
-                if person.get("vorgesetzter") == oid:
-                    person["vorgesetzter"] = None
-            gone = [m for m, row in self._data[MEMBERSHIP].items() if row["mitarbeiter"] == oid]
-            for mid in gone:
-                del self._data[MEMBERSHIP][mid]
+            for pid in self._index.ids(PERSON, "vorgesetzter", oid):
+                self._replace(PERSON, pid, {**self._data[PERSON][pid], "vorgesetzter": None})
+            for mid in sorted(self._index.ids(MEMBERSHIP, "mitarbeiter", oid)):
+                self._index.remove(MEMBERSHIP, mid, self._data[MEMBERSHIP].pop(mid))
         elif resource == MEMBERSHIP:
             self.membership_deletes += 1
         elif resource == CUSTOMGROUP:
@@ -189,32 +197,25 @@ class ElizaStore:
                 data[name] = clean(spec, body[name], self._data, self._groups)
             except Invalid as exc:
                 errors[name] = [str(exc)]
-        if resource == PERSON and data.get("user") is not None and "user" not in errors:
-            taken = any(
-                p.get("user") == data["user"] and pid != oid
-                for pid, p in self._data[PERSON].items()
-            )
-            if taken:
-                errors["user"] = [USER_TAKEN]
+        user = data.get("user") if resource == PERSON and "user" not in errors else None
+        if user is not None and self._index.ids(PERSON, "user", user) - {oid}:
+            errors["user"] = [USER_TAKEN]
         return data, errors
 
     def _conflict(self, resource: str, obj: Mapping[str, Any], oid: int | None) -> str | None:
         """The uniqueness rules ELIZA answers with 409 (not DRF's usual 400)."""
-        others = [o for i, o in self._data[resource].items() if i != oid]
 
-        def clash(name: str, *, ci: bool = False) -> bool:
+        def clash(name: str) -> bool:
+            # the field's filter kind says how ELIZA compares: username and email ignore case
             value = obj.get(name)
             if value in (None, ""):
                 return False
-            norm = str(value).lower() if ci else value
-            return any(
-                ((str(o.get(name) or "").lower() if ci else o.get(name)) == norm) for o in others
-            )
+            return bool(self._index.ids(resource, name, value) - {oid})
 
         if resource == USER:
-            if clash("username", ci=True):
+            if clash("username"):
                 return "Ein Benutzer mit diesem Benutzernamen existiert bereits."
-            if clash("email", ci=True):
+            if clash("email"):
                 return "Ein Benutzer mit dieser E-Mail-Adresse existiert bereits."
             if clash("remote_key"):
                 return "Ein Benutzer mit diesem remote_key existiert bereits."

@@ -66,7 +66,11 @@ def make_tenant(
     onmicrosoft = td.onmicrosoft_domain(domain)
     external_domain = f"{td.EXTERNAL_SUBDOMAIN}.{domain}"
     used_locals: set[str] = set()
+    # the last counter per name, so the 40th "Anna Müller" costs one step, not 40
+    name_counters: dict[str, int] = {}
     used_employee_ids: set[str] = set()
+    # five digits run out near 90,000 people; a bigger tenant gets six
+    employee_id_end = 100000 if n_internal <= 45000 else 1000000
     zurich = ZoneInfo("Europe/Zurich")
     order = sorted(range(len(people)), key=lambda i: people[i].level)
     staff = [i for i, p in enumerate(people) if p.level == 4]
@@ -75,11 +79,13 @@ def make_tenant(
     for index in order:
         person = people[index]
         base_local = f"{td.ascii_local_part(person.given)}.{td.ascii_local_part(person.surname)}"
-        local, counter = base_local, 1
+        counter = name_counters.get(base_local, 1)
+        local = base_local if counter == 1 else f"{base_local}{counter}"
         while local in used_locals:
             counter += 1
             local = f"{base_local}{counter}"
         used_locals.add(local)
+        name_counters[base_local] = counter
         mail_domain = external_domain if person.external else domain
         upn = f"{local}@{mail_domain}"
         has_mailbox = person.external or person.level < 4 or rng.random() > 0.02
@@ -123,9 +129,9 @@ def make_tenant(
         if not person.external:
             if rng.random() < 0.8:
                 props["businessPhones"] = [td.swiss_number(area, f"{rng.randrange(10**7):07d}")]
-            employee_id = f"{rng.randrange(10000, 100000)}"
+            employee_id = f"{rng.randrange(10000, employee_id_end)}"
             while employee_id in used_employee_ids:
-                employee_id = f"{rng.randrange(10000, 100000)}"
+                employee_id = f"{rng.randrange(10000, employee_id_end)}"
             used_employee_ids.add(employee_id)
             props["employeeId"] = employee_id
             props["employeeHireDate"] = _hire_date(rng, person.level, zurich)
@@ -296,3 +302,26 @@ def _hire_date(rng: random.Random, level: int, tz: ZoneInfo) -> str:
 
 def _b64std(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+def add_project_groups(sim: Tenant, user_ids: list[str], n: int, *, seed: int = 7) -> list[str]:
+    """Add ``n`` security groups ``Projekt 0001`` … of 10 to 90 random members each.
+
+    A big tenant has far more groups than departments; ``sandbox serve --groups 2000`` uses
+    this to put 2,000 groups in front of a group sync. Deterministic for a seed.
+    """
+    rng = random.Random(f"projects:{seed}")
+    ids: list[str] = []
+    for number in range(1, n + 1):
+        members = rng.sample(user_ids, min(len(user_ids), rng.randrange(10, 91)))
+        ids.append(
+            sim.add_group(
+                displayName=f"Projekt {number:04d}",
+                description=f"Projektgruppe {number}",
+                mailNickname=f"projekt-{number:04d}",
+                securityEnabled=True,
+                mailEnabled=False,
+                members=members,
+            )
+        )
+    return ids
