@@ -110,6 +110,7 @@ class Engine:
         try:
             await undo(run, run_id, force=force)
         finally:
+            run.ledger.flush()  # the ledger writes behind: commit what was done
             report.eliza_requests = self.target.requests - eliza0
             report.eliza_writes = self.target.writes - writes0
             report.duration_s = time.monotonic() - started
@@ -151,6 +152,7 @@ class Engine:
                     report.warnings.append(hint)
                     self.log(f"warning: {hint}")
         finally:
+            run.ledger.flush()  # the ledger writes behind: commit what was done, also on error
             report.actions.sort(
                 key=lambda a: (str(a["label"]).lower(), _ACTION_ORDER.get(a["kind"], 3))
             )
