@@ -16,7 +16,8 @@ from deltasync.errors import (
     RunFailedError,
     ServiceUnavailableError,
 )
-from deltasync.graph.client import EntraSettings, GraphSource
+from deltasync.graph.client import GraphSource
+from deltasync.graph.transport import EntraSettings
 from deltasync.models import Probe
 
 __all__ = ["CHECK_CONNECT_TIMEOUT_S", "NEEDED", "Probe", "check_graph", "missing_permissions"]

@@ -9,7 +9,7 @@ import pytest
 
 from deltasync.graph.aadsts import FIXES, aadsts_code, fix_for
 from deltasync.graph.check import missing_permissions
-from deltasync.graph.client import roles_of
+from deltasync.graph.transport import roles_of
 
 
 def jwt(payload: object) -> str:
