@@ -13,25 +13,14 @@ from typing import Annotated
 
 import typer
 from rich.markup import escape
-from typer.core import TyperOption
 
 from deltasync import __version__
-from deltasync.cli import loop, state, sync, tools
+from deltasync.cli import helptypes, loop, state, sync, tools
 from deltasync.cli.prog import prog_name
 from deltasync.cli.render import err
 from deltasync.errors import ConfigError, DeltaSyncError, exit_code_for
 
-_display_type_rich = TyperOption.display_type_rich
-
-
-def _no_flag_type(self: TyperOption, ctx: typer.Context) -> str | None:
-    """A flag takes no value: its help row shows no ``<bool>``."""
-    if self.is_flag:
-        return None
-    return _display_type_rich(self, ctx)
-
-
-TyperOption.display_type_rich = _no_flag_type  # type: ignore[method-assign,assignment]
+helptypes.install()
 
 app = typer.Typer(
     add_completion=False,

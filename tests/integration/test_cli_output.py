@@ -234,3 +234,37 @@ def test_help_shows_no_type_after_flags(cli: Any) -> None:
         assert flag_rows and all("<" not in line for line in flag_rows), command
     sync_help = cli("sync", "--help").out
     assert "--quiet" in sync_help and "--metrics-file" in sync_help
+
+
+HELP_PYTHON_TYPE = re.compile(
+    r"<[^>\s]+>|class '|Optional\[|Union\[|NoneType|\blist\[|\bPath\b|\bpathlib\b"
+)
+
+
+def command_paths() -> list[tuple[str, ...]]:
+    """Every command and group of the tree, so a new subcommand is checked without listing it."""
+    import typer
+
+    from deltasync.cli.app import app
+
+    paths: list[tuple[str, ...]] = []
+
+    def walk(command: Any, path: tuple[str, ...]) -> None:
+        paths.append(path)
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, (*path, name))
+
+    walk(typer.main.get_command(app), ())
+    return paths
+
+
+def test_no_help_page_shows_a_python_type_name(cli: Any) -> None:
+    paths = command_paths()
+    assert ("sandbox", "edit") in paths and ("undo",) in paths and ("state", "groups") in paths
+    for command in paths:
+        result = cli(*command, "--help")
+        assert result.code == 0, command
+        shown = HELP_PYTHON_TYPE.findall(result.out)
+        assert not shown, (command, shown)
+    edit = cli("sandbox", "edit", "--help").out
+    assert "TEXT" in edit and "PATH" in edit
