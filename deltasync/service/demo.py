@@ -228,8 +228,16 @@ def _final_state(config: Config, upn: str, console: Console) -> None:
     for person in state_user(config, upn):
         console.print(f"   {escape(upn)}: scope {person['scope']}; history:")
         for h in person["history"]:
-            changes = ", ".join(f"{k} → {v[1]!r}" for k, v in h["changes"].items())
+            changes = ", ".join(f"{k} → {_shown(v[1])}" for k, v in h["changes"].items())
             console.print(escape(f"     run #{h['run_id']} {h['kind']} {h['action']} {changes}"))
+
+
+def _shown(value: Any) -> str:
+    """A value as the state commands show it: strings quoted, the rest as JSON (``true``,
+    ``null``), never Python's ``True``/``None``."""
+    if isinstance(value, str):
+        return repr(value)
+    return json.dumps(value, ensure_ascii=False)
 
 
 def _log(console: Console) -> Callable[[str], None]:

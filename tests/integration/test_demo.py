@@ -3,6 +3,7 @@ through) and no folder left behind in the temp directory, also when it fails or 
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 
@@ -72,3 +73,12 @@ def test_a_failed_or_interrupted_demo_removes_its_folder_too(
     assert run_cli(["demo", "--users", "10"]) == code
     capsys.readouterr()
     assert leftovers(temp_dir) == []
+
+
+def test_the_demo_history_spells_values_as_json(
+    temp_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli(["demo", "--users", "10"]) == 0
+    history = capsys.readouterr().out.split("final state")[1]
+    assert "is_active → true" in history
+    assert re.search(r"\b(True|False|None)\b", history) is None, history
