@@ -16,7 +16,7 @@ from rich.markup import escape
 
 from deltasync import __version__
 from deltasync.cli import helptypes, loop, state, sync, tools
-from deltasync.cli.prog import prog_name
+from deltasync.cli.prog import prog_name, with_prog
 from deltasync.cli.render import err
 from deltasync.errors import ConfigError, DeltaSyncError, exit_code_for
 
@@ -99,10 +99,10 @@ def run_cli(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         err.print(f"[red]configuration error[/] ({len(exc.problems)}):")
         for problem in exc.problems:
-            err.print(f"  {escape(problem)}")
+            err.print(f"  {escape(with_prog(problem))}")
         return exc.exit_code
     except DeltaSyncError as exc:
-        err.print(f"[red]error:[/] {escape(str(exc))}")
+        err.print(f"[red]error:[/] {escape(with_prog(str(exc)))}")
         return exit_code_for(exc)
     except KeyboardInterrupt:
         err.print("interrupted; the next run resumes where this one stopped")

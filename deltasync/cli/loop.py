@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
+from rich.markup import escape
 
 from deltasync import service
 from deltasync.cli.options import (
@@ -19,6 +20,7 @@ from deltasync.cli.options import (
     load,
 )
 from deltasync.cli.output import run_output
+from deltasync.cli.prog import with_prog
 from deltasync.cli.render import err, print_json, render_report
 from deltasync.cli.render import out as stdout
 from deltasync.errors import DeltaSyncError, UsageError, exit_code_for
@@ -76,7 +78,7 @@ def undo(
     else:
         render_report(report, verbose=verbose, console=stdout)
     if failure is not None:
-        err.print(f"error: {failure}")
+        err.print(f"error: {escape(with_prog(str(failure)))}")
     return code
 
 

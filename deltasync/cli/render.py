@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from deltasync.cli.prog import prog_name
+from deltasync.cli.prog import prog_name, with_prog
 
 if TYPE_CHECKING:
     from deltasync.service import RunReport
@@ -89,11 +89,11 @@ def render_report(report: RunReport, *, verbose: bool = False, console: Console 
     elif not report.actions:
         console.print("nothing to do")
     for line_ in report.summary_lines():
-        console.print(escape(line_))
+        console.print(escape(with_prog(line_)))
     if report.deferred_objects:
         console.print(f"{report.deferred_objects} object(s) wait for later runs (--limit-users)")
     for w in report.warnings:
-        console.print(f"[yellow]warning:[/] {escape(w)}")
+        console.print(f"[yellow]warning:[/] {escape(with_prog(w))}")
     if report.held:
         console.print(
             f"[red]held:[/] {len(report.held)} deactivation(s) — {escape(report.threshold or '')}"
@@ -108,9 +108,11 @@ def render_report(report: RunReport, *, verbose: bool = False, console: Console 
         if rows:
             console.print(f"[red]{title_}:[/] {len(rows)}")
             for f in rows:
-                console.print(escape(f"  {f['label']} {f['kind']} {f['op']}: {f['message']}"))
+                console.print(
+                    escape(with_prog(f"  {f['label']} {f['kind']} {f['op']}: {f['message']}"))
+                )
     if report.error:
-        console.print(f"[red]error:[/] {escape(report.error)}")
+        console.print(f"[red]error:[/] {escape(with_prog(report.error))}")
     if verbose:
         idle = report.objects_changed - report.planned_objects
         if idle > 0:

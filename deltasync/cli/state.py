@@ -10,7 +10,7 @@ from rich.markup import escape
 
 from deltasync import service
 from deltasync.cli.options import ConfigOpt, JsonOpt, load
-from deltasync.cli.prog import prog_name
+from deltasync.cli.prog import prog_name, with_prog
 from deltasync.cli.render import fmt, out, print_json
 from deltasync.errors import UsageError
 
@@ -65,7 +65,7 @@ def state(
         for h in data["held_deactivations"]:
             out.print(escape(f"  {h['label']} ({h['status']})"))
     for hint in data.get("hints", ()):
-        out.print(f"[yellow]hint:[/] {escape(hint)}")
+        out.print(f"[yellow]hint:[/] {escape(with_prog(hint))}")
     if data.get("history"):
         out.print(escape(f"history: {data['history']['note']}"))
     if data["last_runs"]:

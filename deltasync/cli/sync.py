@@ -32,6 +32,7 @@ from deltasync.cli.options import (
     load,
 )
 from deltasync.cli.output import RunOutput, run_output
+from deltasync.cli.prog import with_prog
 from deltasync.cli.render import err, out, print_json, render_report
 from deltasync.errors import DeltaSyncError, UsageError, exit_code_for
 
@@ -170,7 +171,7 @@ def worth_showing(report: RunReport, code: int) -> bool:
 
 
 def _log_line(output: RunOutput, message: str) -> None:
-    output.log(message)
+    output.log(with_prog(message))
     output.close()
 
 

@@ -11,7 +11,7 @@ from rich.markup import escape
 
 from deltasync import service
 from deltasync.cli.options import ConfigOpt, GroupOpt, JsonOpt, OrgunitOpt, load
-from deltasync.cli.prog import prog_name
+from deltasync.cli.prog import prog_name, with_prog
 from deltasync.cli.render import err, out, print_json, render_report
 
 
@@ -50,10 +50,11 @@ def check(
         for r in results:
             color, mark = marks[r["status"]]
             out.print(
-                f"[{color}]{escape(mark)}[/] {escape(r['check']):<{width}}  {escape(r['detail'])}"
+                f"[{color}]{escape(mark)}[/] {escape(r['check']):<{width}}  "
+                + escape(with_prog(r["detail"]))
             )
             if r.get("fix"):
-                out.print(f"  fix: {escape(r['fix'])}")
+                out.print(f"  fix: {escape(with_prog(r['fix']))}")
     return 1 if any(r["status"] == "fail" for r in results) else 0
 
 
@@ -143,7 +144,7 @@ def sandbox_edit(
 ) -> int:
     """Change the running sandbox's tenant by hand (through Graph's write API); the next
     sync sees it."""
-    out.print(escape(service.edit_sandbox(directory, action, list(args or []))))
+    out.print(escape(with_prog(service.edit_sandbox(directory, action, list(args or [])))))
     return 0
 
 

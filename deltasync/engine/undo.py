@@ -49,7 +49,7 @@ async def undo(run: Run, run_id: int, *, force: bool) -> UndoPlan:
     report.undo_of = run_id
     record = store.get_run(run_id)
     if record is None:
-        raise UsageError(f"there is no run {run_id}; 'deltasync state runs' lists the runs")
+        raise UsageError(f"there is no run {run_id}; `state runs` lists the runs")
     if record.dry_run:
         raise UsageError(
             f"run {run_id} was a dry run: it changed nothing, there is nothing to undo"

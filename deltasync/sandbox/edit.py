@@ -71,7 +71,7 @@ def read_target(directory: Path, env: dict[str, str] | None = None) -> Target:
     """The sandbox in ``directory``; EditError (usage) when the folder holds none."""
     folder = Path(directory).resolve()
     config_path = folder / CONFIG_NAME
-    start = f"start one with: deltasync sandbox serve --dir {directory}"
+    start = f"start one with: `sandbox serve --dir {directory}`"
     if not config_path.is_file():
         raise EditError(f"no sandbox in {folder}: {CONFIG_NAME} is missing ({start})", usage=True)
     try:
@@ -137,9 +137,7 @@ class Editor:
         if names is None:
             raise EditError(f"unknown action {action!r}; one of: {', '.join(ACTIONS)}", usage=True)
         if len(args) != len(names):
-            raise EditError(
-                f"usage: deltasync sandbox edit --dir D {action} {' '.join(names)}", usage=True
-            )
+            raise EditError(f"usage: `sandbox edit --dir D {action} {' '.join(names)}`", usage=True)
         handlers: dict[str, Callable[..., str]] = {
             "disable": lambda u: self._enable(u, False),
             "enable": lambda u: self._enable(u, True),
@@ -308,8 +306,8 @@ class Editor:
         origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
         return EditError(
             f"no sandbox runs in {self.target.directory}: nothing answers at {origin} "
-            f"({type(exc).__name__}); start it with: deltasync sandbox serve --dir "
-            f"{self.target.directory}",
+            f"({type(exc).__name__}); start it with: `sandbox serve --dir "
+            f"{self.target.directory}`",
             usage=False,
         )
 

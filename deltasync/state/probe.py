@@ -124,8 +124,7 @@ def _revision_line(revision: object) -> Probe:
         return Probe(
             "state revision",
             True,
-            f"at {revision}: will be migrated to {HEAD_REVISION} by the next run "
-            "(or `deltasync db upgrade`)",
+            f"at {revision}: will be migrated to {HEAD_REVISION} by the next run (or `db upgrade`)",
         )
     from deltasync.state.migrate import is_newer
 

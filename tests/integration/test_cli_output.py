@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import json
 import re
+import sqlite3
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -268,3 +270,30 @@ def test_no_help_page_shows_a_python_type_name(cli: Any) -> None:
         assert not shown, (command, shown)
     edit = cli("sandbox", "edit", "--help").out
     assert "TEXT" in edit and "PATH" in edit
+
+
+def test_every_hint_names_the_program_as_it_was_typed(
+    cli: Any, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sys, "argv", ["/opt/tools/deltasync-qa"])
+    monkeypatch.delenv("UV_RUN_RECURSION_DEPTH", raising=False)
+    cfg = sandbox.config_path
+    undo = cli("undo", "999", "-c", cfg)
+    assert undo.code == 2
+    assert "`deltasync-qa state runs` lists the runs" in " ".join(undo.err.split())
+
+    upn = in_scope(sandbox)[0]["userPrincipalName"]
+    edit = cli("sandbox", "edit", "--dir", sandbox.workdir, "rename", upn)
+    assert edit.code == 2
+    assert "`deltasync-qa sandbox edit --dir D rename USER NEW_UPN`" in " ".join(edit.err.split())
+    nowhere = cli("sandbox", "edit", "--dir", sandbox.workdir / "none", "disable", upn)
+    assert "`deltasync-qa sandbox serve --dir" in " ".join(nowhere.err.split())
+
+    url = load_config(cfg, env=sandbox.env).state.url
+    service.db_upgrade(load_config(cfg, env=sandbox.env))
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as db:
+        db.execute("UPDATE alembic_version SET version_num = '0002'")
+    check = " ".join(cli("check", "-c", cfg).out.split())
+    assert "will be migrated" in check and "(or `deltasync-qa db upgrade`)" in check
+    for result in (undo, edit, nowhere):
+        assert "deltasync " not in result.err.replace("deltasync-qa", "")

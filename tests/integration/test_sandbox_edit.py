@@ -164,7 +164,7 @@ def test_rename_enable_delete_restore_and_membership_go_through_graph(
         (("set", "{upn}", "jobTitel", "x"), 2, "did you mean jobTitle"),
         (("set", "{upn}", "createdDateTime", "x"), 2, "read-only"),
         (("set", "{upn}", "accountEnabled", "vielleicht"), 2, "true or false"),
-        (("rename", "{upn}"), 2, "usage: deltasync sandbox edit --dir D rename USER NEW_UPN"),
+        (("rename", "{upn}"), 2, "deltasync sandbox edit --dir D rename USER NEW_UPN`"),
         (("explode", "{upn}"), 2, "unknown action 'explode'"),
         (("restore", "{upn}"), 2, "it is not deleted"),
         (("add-member", "Keine Gruppe", "{upn}"), 2, "no group 'Keine Gruppe'"),

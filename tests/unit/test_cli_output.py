@@ -202,3 +202,61 @@ def test_eliza_connection_errors_name_the_host() -> None:
     assert "eliza.example.ch:443" in str(caught.value)
     assert "Connection refused" in str(caught.value)
     assert "object at 0x" not in str(caught.value)
+
+
+COMMANDS = (
+    "sync",
+    "resync",
+    "watch",
+    "undo",
+    "state",
+    "export-excel",
+    "check",
+    "demo",
+    "sandbox serve",
+    "sandbox edit",
+    "db upgrade",
+)  # "deltasync sandbox" alone names the simulators
+
+
+def test_no_layer_below_the_cli_spells_a_command_with_the_program_name() -> None:
+    """They write `state runs` and the CLI prefixes the name as typed (``with_prog``)."""
+    import ast
+    from pathlib import Path
+
+    import deltasync
+
+    root = Path(deltasync.__file__).parent
+    spelled = re.compile(r"\bdeltasync (" + "|".join(COMMANDS) + r")\b")
+    found = []
+    for path in sorted(root.rglob("*.py")):
+        if path.parts[len(root.parts)] == "cli":
+            continue
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        docstrings = {
+            id(node.body[0].value)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and node.body
+            and isinstance(node.body[0], ast.Expr)
+            and isinstance(node.body[0].value, ast.Constant)
+        }
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Constant)
+                and isinstance(node.value, str)
+                and id(node) not in docstrings
+                and spelled.search(node.value)
+            ):
+                found.append(f"{path.relative_to(root)}:{node.lineno}: {node.value!r}")
+    assert found == []
+
+
+def test_with_prog_prefixes_only_backticked_commands() -> None:
+    from deltasync.cli.prog import with_prog
+
+    text = "no run 5; `state runs` lists them (or `db upgrade`); `stateful` and `x state` stay"
+    assert with_prog(text, "py -m deltasync") == (
+        "no run 5; `py -m deltasync state runs` lists them (or `py -m deltasync db upgrade`); "
+        "`stateful` and `x state` stay"
+    )
