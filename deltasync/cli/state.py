@@ -102,6 +102,9 @@ def run_line(r: dict[str, Any]) -> str:
     )
 
 
+KEPT_WHY = "kept from ELIZA: Entra has none; deltasync writes it once Entra has one"
+
+
 def state_user(
     ctx: typer.Context,
     query: Annotated[str, typer.Argument(help="UPN, mail, Entra object id or ELIZA id.")],
@@ -132,8 +135,10 @@ def state_user(
                     f"{matched_text(lk['matched_by'])} at {lk['matched_at'][:19]}"
                 )
             )
-            for name, value in sorted(lk["pushed"].items()):
-                out.print(escape(f"      {name} = {fmt(value)}"))
+            kept = lk.get("kept", {})
+            for name, value in sorted({**lk["pushed"], **kept}.items()):
+                why = f"  ({KEPT_WHY})" if name in kept else ""
+                out.print(escape(f"      {name} = {fmt(value)}{why}"))
         if not u["links"]:
             out.print("  not linked to ELIZA")
         for g in u.get("groups", ()):

@@ -8,6 +8,7 @@ import pytest
 from e2e_helpers import eliza_person_of, eliza_user_of, pick, sync, writes
 
 from deltasync import service
+from deltasync.cli import run_cli
 from deltasync.config import Config
 from deltasync.matching import RECOMMENDATION
 from deltasync.sandbox.server import Sandbox
@@ -38,8 +39,15 @@ def seed_existing(sandbox: Sandbox, entra: dict[str, Any]) -> tuple[dict[str, An
     return user, person
 
 
+def state_user_text(sandbox: Sandbox, query: str, capsys: pytest.CaptureFixture[str]) -> str:
+    """What ``state user QUERY`` prints for people."""
+    capsys.readouterr()
+    assert run_cli(["state", "user", query, "-c", str(sandbox.config_path)]) == 0
+    return capsys.readouterr().out
+
+
 def test_adoption_keeps_what_entra_has_none_for_and_the_next_run_writes_nothing(
-    sandbox: Sandbox, config: Config
+    sandbox: Sandbox, config: Config, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (entra,) = pick(sandbox)
     _, seeded = seed_existing(sandbox, entra)
@@ -59,6 +67,11 @@ def test_adoption_keeps_what_entra_has_none_for_and_the_next_run_writes_nothing(
     again = sync(config)
     assert again.exit_code == 0
     assert writes(sandbox) == []
+    shown = state_user_text(sandbox, entra["id"], capsys)
+    assert "telefon = '+41 31 555 00 00'  (kept from ELIZA: Entra has none;" in shown
+    assert "abteilung = 'Pflege'  (kept from ELIZA: Entra has none;" in shown
+    assert "position = 'Leitung'  (kept" not in shown
+    assert shown.count("telefon = ") == 1
     # an unrelated change in Entra still leaves the kept values alone
     sandbox.graph.update_user(entra["id"], surname="Neu")
     sync(config)
