@@ -94,6 +94,18 @@ def test_state_commands_import_no_graph_eliza_or_engine(
     assert present(modules, NETWORK | CLIENTS | {"openpyxl"}) == []
 
 
+def test_state_on_a_database_at_the_head_revision_imports_no_alembic(
+    tmp_path: Path, config: str
+) -> None:
+    code, modules = loaded_after(tmp_path, "db", "upgrade", "-c", config)
+    assert code == 0 and present(modules, {"alembic"}) == ["alembic"]  # the probe sees it
+    for args in (("state",), ("state", "runs"), ("state", "user", "niemand@firma.ch")):
+        code, modules = loaded_after(tmp_path, *args, "-c", config)
+        assert code == (1 if "user" in args else 0), args
+        assert "sqlalchemy" in modules, args
+        assert present(modules, {"alembic"}) == [], args
+
+
 def test_every_lazy_service_name_resolves() -> None:
     for name in service.__all__:
         assert getattr(service, name) is not None, name
