@@ -46,6 +46,16 @@ def fmt(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
+def _no_actions(report: RunReport) -> str:
+    """Why a report lists no action: "nothing to do" only when the run found nothing to do."""
+    verb = "planned" if report.dry_run else "applied"
+    if report.error is not None:
+        return f"nothing {verb}: the run failed (the error is below)"
+    if report.held or report.failures or report.conflicts:
+        return f"nothing {verb} (see below)"
+    return "nothing to do"
+
+
 def render_report(report: RunReport, *, verbose: bool = False, console: Console = err) -> None:
     """A run report for people: what was read, every action (or a summary), what needs care."""
     title = f"deltasync {report.command}"
@@ -87,7 +97,7 @@ def render_report(report: RunReport, *, verbose: bool = False, console: Console 
         )
         console.print(("planned " if report.dry_run else "applied ") + escape(summary))
     elif not report.actions:
-        console.print("nothing to do")
+        console.print(_no_actions(report))
     for line_ in report.summary_lines():
         console.print(escape(with_prog(line_)))
     if report.deferred_objects:

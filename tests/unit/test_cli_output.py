@@ -260,3 +260,25 @@ def test_with_prog_prefixes_only_backticked_commands() -> None:
         "no run 5; `py -m deltasync state runs` lists them (or `py -m deltasync db upgrade`); "
         "`stateful` and `x state` stay"
     )
+
+
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_failed_run_never_says_nothing_to_do(dry_run: bool) -> None:
+    from deltasync.cli.render import render_report
+    from deltasync.service import RunReport
+
+    def shown(report: RunReport) -> str:
+        buffer = io.StringIO()
+        render_report(report, console=Console(file=buffer, width=200))
+        return buffer.getvalue()
+
+    failed = RunReport("sync", dry_run)
+    failed.error = "Graph: the token endpoint refused the client secret"
+    text = shown(failed)
+    assert "nothing to do" not in text
+    assert "the run failed" in text and failed.error in text
+    held = RunReport("sync", dry_run)
+    held.held.append({"label": "anna@firma.ch", "status": "disabled"})
+    held.threshold = "2 of 10 linked users (20 %) exceed max_deactivation_percent 10"
+    assert "nothing to do" not in shown(held)
+    assert "nothing to do" in shown(RunReport("sync", dry_run))
