@@ -169,17 +169,7 @@ def state_user(
 
 
 def matched_text(matched_by: str) -> str:
-    if matched_by == "created":
-        return "created by the sync"
-    if matched_by == "hard":
-        return "hard match on remote_key"
-    if matched_by == "user":
-        return "matched as the person of the linked user"
-    if matched_by == "name":
-        return "matched on its name"
-    if matched_by.startswith("soft:"):
-        return "soft match on " + matched_by[5:].replace("+", " and ")
-    return f"matched ({matched_by})"
+    return service.matched_words(matched_by)
 
 
 def state_groups(config: ConfigOpt = None, as_json: JsonOpt = False) -> int:

@@ -92,7 +92,7 @@ class ObjectPlan:
     entra_id: str
     version: int
     label: str
-    status: str  # "active", "disabled", "removed:<reason>", "out of scope: <why>"
+    status: str  # "active", "disabled", why it left Entra in words, "out of scope: <why>"
     actions: tuple[Action, ...]
     notes: tuple[str, ...] = ()  # e.g. "unmapped company 'X'"; the engine reports each once
     unresolved: tuple[str, ...] = ()  # fields waiting for another object's link (manager)

@@ -18,6 +18,7 @@ from deltasync import fields as f
 from deltasync.models import Kind, Link, LinkStatus, MatchedBy, MirrorObject
 from deltasync.plan import memory as m
 from deltasync.plan.actions import Action, GroupSet, ObjectPlan, Op, diff
+from deltasync.plan.reasons import removed_words
 
 NAME = "name"
 DESCRIPTION = "description"
@@ -51,9 +52,9 @@ def group_label(obj: MirrorObject) -> str:
 
 
 def group_status(obj: MirrorObject, settings: GroupSettings) -> str:
-    """ "active", "removed:<reason>" or "out of scope: groups.include"."""
+    """ "active", why it left Entra in words, or "out of scope: groups.include"."""
     if obj.removed is not None:
-        return f"removed:{obj.removed.value}"
+        return removed_words(obj.removed)
     if not settings.in_scope(obj.id, group_label(obj)):
         return "out of scope: groups.include"
     return "active"

@@ -1,4 +1,6 @@
-"""Why an update is planned, as the report says it: Entra, the mapping, or drift in ELIZA.
+"""Reasons in words, as the report says them: why an update is planned (Entra, the mapping,
+or drift in ELIZA), why an object left, how a link was matched. No internal code
+(``removed:changed``, ``soft:email``) reaches people.
 
 The planner diffs what ELIZA should hold against what it last accepted, so one update can
 have three causes: the Entra object changed (the mirror is newer than the push), the mapping
@@ -12,13 +14,39 @@ from __future__ import annotations
 from collections.abc import Mapping, Set
 from dataclasses import replace
 
-from deltasync.models import Kind
+from deltasync.models import Kind, Removed
 from deltasync.plan.actions import Action, ObjectPlan, Op
 
 CHANGED_IN_ENTRA = "changed in Entra"
 MAPPING_CHANGED = "mapping changed"
 DRIFT_REPAIR = "drift repair"
 _ORDER = (CHANGED_IN_ENTRA, MAPPING_CHANGED, DRIFT_REPAIR)
+
+_REMOVED = {
+    Removed.CHANGED: "deleted in Entra (restorable for 30 days)",
+    Removed.DELETED: "deleted in Entra permanently",
+    Removed.ABSENT: "missing from Entra's last full read",
+}
+
+
+def removed_words(removed: Removed) -> str:
+    """Why an object is gone from Entra, as the scope status and the deprovisioning say it."""
+    return _REMOVED[Removed(removed)]
+
+
+def matched_words(matched_by: str) -> str:
+    """How a link was made (``MatchedBy``, or "name" for a group)."""
+    if matched_by == "created":
+        return "created by the sync"
+    if matched_by == "hard":
+        return "hard match on remote_key"
+    if matched_by == "user":
+        return "matched as the person of the linked user"
+    if matched_by == "name":
+        return "matched on its name"
+    if matched_by.startswith("soft:"):
+        return "soft match on " + matched_by[5:].replace("+", " and ")
+    return f"matched ({matched_by})"
 
 
 def update_reason(

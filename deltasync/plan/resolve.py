@@ -18,6 +18,7 @@ from deltasync.models import Kind, Link, LinkStatus, MatchedBy
 from deltasync.plan import memory as m
 from deltasync.plan.actions import Action, AddToGroups, GroupSet, Op, Ref, diff, empty, same
 from deltasync.plan.persons import memory_after_filling
+from deltasync.plan.reasons import matched_words
 
 Ids = Mapping[tuple[str, Kind], int]  # (entra id, kind) -> ELIZA id of objects linked so far
 
@@ -123,7 +124,7 @@ def matched(a: Action, target: Mapping[str, Any], matched_by: MatchedBy, ids: Id
             body[f.GROUPS] = groups
             if not isinstance(a.fields[f.GROUPS], GroupSet):  # shown by name instead
                 changes[f.GROUPS] = (current.get(f.GROUPS), groups)
-    reason = f"matched ({matched_by})" + ("" if body else ", nothing to change")
+    reason = matched_words(matched_by) + ("" if body else ", nothing to change")
     done = replace(a, op=Op.MATCH, changes=changes, reason=reason, kept=kept)
     return Write(done, body, {**_pushed(a, ids), **kept}, matched_by=matched_by)
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from deltasync.models import MirrorObject
+from deltasync.plan.reasons import removed_words
 
 
 class Predicate(Protocol):
@@ -43,7 +44,7 @@ def scope_status(obj: MirrorObject, scope: Scope) -> tuple[str, str | None]:
     sees the strongest reason and the matching deprovisioning policy applies.
     """
     if obj.removed is not None:
-        return f"removed:{obj.removed.value}", "delete"
+        return removed_words(obj.removed), "delete"
     data = obj.data
     if data.get("accountEnabled") is False:
         return "disabled", "disable"

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # for type checkers; at run time each name comes through __getattr__
     from deltasync.engine import NO_PROGRESS, Progress, RunOptions, RunReport
+    from deltasync.plan.reasons import matched_words
     from deltasync.service.checks import run_checks
     from deltasync.service.demo import apply_demo_changes, edit_sandbox, run_demo, serve_sandbox
     from deltasync.service.export import (
@@ -77,6 +78,7 @@ _HOMES = {
     "soft_match_advice": "deltasync.service.inspect",
     "SyncFlags": "deltasync.service.settings",
     "engine_settings": "deltasync.service.settings",
+    "matched_words": "deltasync.plan.reasons",
     "plan_context": "deltasync.service.settings",
     "plan_fingerprint": "deltasync.service.settings",
     "store_for": "deltasync.service.store",
@@ -105,6 +107,7 @@ __all__ = [
     "export_excel",
     "lease_holder",
     "lease_words",
+    "matched_words",
     "mirrored_users",
     "plan_context",
     "plan_fingerprint",

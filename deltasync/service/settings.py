@@ -166,6 +166,6 @@ def engine_settings(config: Config, flags: SyncFlags) -> EngineSettings:
 
 
 def scope_label(obj: MirrorObject, ctx: PlanContext) -> str:
-    """The scope status of ``obj`` under ``ctx`` ("active", "disabled", "removed:…", …)."""
+    """The scope status of ``obj`` under ``ctx`` ("active", "disabled", "deleted in Entra …", …)."""
     status, _ = scope_status(obj, ctx.scope)
     return status

@@ -162,7 +162,7 @@ def test_cleared_attribute_is_sent_as_null_and_names_as_empty_string() -> None:
     [
         ({}, None, "active"),
         ({"accountEnabled": False}, None, "disabled"),
-        ({}, Removed.CHANGED, "removed:changed"),
+        ({}, Removed.CHANGED, "deleted in Entra (restorable for 30 days)"),
         ({"userPrincipalName": "x@external.firma.ch"}, None, "out of scope: excluded_domains"),
         ({"userPrincipalName": "ADMIN@firma.ch"}, None, "out of scope: excluded_users"),
     ],

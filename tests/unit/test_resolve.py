@@ -107,7 +107,7 @@ def test_a_matched_create_patches_only_what_differs_and_resolves_references() ->
     ids = {("e1", Kind.USER): 3}
     w = matched(a, {"id": 9, "vorname": "Anna", "user": None}, MatchedBy.USER, ids)
     assert w.body == {"user": 3, "remote_key": "e1"}
-    assert (w.action.op, w.action.reason) == (Op.MATCH, "matched (user)")
+    assert (w.action.op, w.action.reason) == (Op.MATCH, "matched as the person of the linked user")
     new = w.linked(9, 4, NOW)
     assert (new.eliza_id, new.matched_by, new.pushed_version) == (9, MatchedBy.USER, 4)
     assert new.pushed == {"vorname": "Anna", "user": 3, "remote_key": "e1"}
@@ -115,7 +115,7 @@ def test_a_matched_create_patches_only_what_differs_and_resolves_references() ->
         a, {"id": 9, "vorname": "Anna", "user": 3, "remote_key": "e1"}, MatchedBy.HARD, ids
     )
     assert nothing.body == {}
-    assert nothing.action.reason == "matched (hard), nothing to change"
+    assert nothing.action.reason == "hard match on remote_key, nothing to change"
 
 
 def test_a_create_posts_every_field_and_shows_groups_last() -> None:
