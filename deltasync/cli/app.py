@@ -69,7 +69,8 @@ app.command("export-excel")(tools.export_excel)
 app.command()(tools.check)
 app.command()(tools.demo)
 sandbox_app.command("serve")(tools.sandbox_serve)
-sandbox_app.command("edit")(tools.sandbox_edit)
+# everything after the action is its arguments, so a value may start with "-" ("-Chef")
+sandbox_app.command("edit", context_settings={"allow_interspersed_args": False})(tools.sandbox_edit)
 db_app.command("upgrade")(tools.db_upgrade)
 
 

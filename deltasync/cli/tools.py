@@ -144,8 +144,20 @@ def sandbox_edit(
 ) -> int:
     """Change the running sandbox's tenant by hand (through Graph's write API); the next
     sync sees it."""
-    out.print(escape(with_prog(service.edit_sandbox(directory, action, list(args or [])))))
+    values, directory = _late_dir(list(args or []), directory)
+    out.print(escape(with_prog(service.edit_sandbox(directory, action, values))))
     return 0
+
+
+def _late_dir(args: list[str], directory: Path) -> tuple[list[str], Path]:
+    """``--dir D`` given after the action: everything after the action reaches the command as
+    its values (so a value may start with "-"), except this one option."""
+    for i, arg in enumerate(args):
+        if arg.startswith("--dir="):
+            return args[:i] + args[i + 1 :], Path(arg.split("=", 1)[1])
+        if arg == "--dir" and i + 1 < len(args):
+            return args[:i] + args[i + 2 :], Path(args[i + 1])
+    return args, directory
 
 
 def db_upgrade(config: ConfigOpt = None) -> int:

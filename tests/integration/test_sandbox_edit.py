@@ -118,6 +118,20 @@ def test_set_null_clears_and_an_id_works_as_well_as_a_upn(run: Any, sandbox: San
     assert sandbox.graph.user(person["id"])["mobilePhone"] is None
 
 
+def test_a_value_starting_with_a_dash_needs_no_double_dash(run: Any, sandbox: Sandbox) -> None:
+    person = in_scope(sandbox)[0]
+    result = run(
+        "sandbox", "edit", "--dir", sandbox.workdir, "set", person["id"], "jobTitle", "-Chef"
+    )
+    assert result.code == 0, result.err
+    assert sandbox.graph.user(person["id"])["jobTitle"] == "-Chef"
+    again = run(
+        "sandbox", "edit", "set", person["id"], "jobTitle", "--x-", "--dir", sandbox.workdir
+    )
+    assert again.code == 0, again.err
+    assert sandbox.graph.user(person["id"])["jobTitle"] == "--x-"
+
+
 def test_rename_enable_delete_restore_and_membership_go_through_graph(
     run: Any, sandbox: Sandbox
 ) -> None:
