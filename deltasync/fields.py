@@ -18,7 +18,7 @@ its YAML section is ``field_mapping.mitarbeitende``.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
@@ -62,6 +62,7 @@ __all__ = [
     "property_name_problem",
     "required_fields",
     "reserved_fields",
+    "unknown_properties",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -297,6 +298,16 @@ MANAGER_PROPERTY: Final = "manager"
 _NAME_RE: Final = re.compile(r"[a-z][A-Za-z0-9_]*\Z")
 _NAME_MAX: Final = 120
 _BY_FOLDED: Final = {name.casefold(): name for name in GRAPH_USER_PROPERTIES}
+
+
+def unknown_properties(names: Iterable[str]) -> list[str]:
+    """The names of ``names`` the catalogue does not know, in order, extension attributes
+    (``extension_<appId>_…``) aside: typos, or properties newer than the catalogue."""
+    return [
+        n
+        for n in dict.fromkeys(names)
+        if n not in GRAPH_USER_PROPERTIES and not n.startswith("extension_")
+    ]
 
 
 def property_name_problem(name: str) -> str | None:

@@ -16,6 +16,7 @@ from deltasync.errors import (
     RunFailedError,
     ServiceUnavailableError,
 )
+from deltasync.fields import unknown_properties
 from deltasync.graph.client import GraphSource
 from deltasync.graph.transport import EntraSettings
 from deltasync.models import Probe
@@ -129,11 +130,11 @@ async def _read(source: GraphSource, resource: str, select: Sequence[str]) -> Pr
     except ServiceUnavailableError as error:
         return Probe(name, False, str(error), _network_fix(error))
     except RunFailedError as error:
-        fix = (
-            "correct the property name in field_mapping or advanced.user_filter"
-            if "Could not find a property" in str(error)
-            else ""
-        )
+        fix = ""
+        if "Could not find a property" in str(error):
+            unknown = unknown_properties(select) if resource == "users" else []
+            named = f" (of the selected ones: {', '.join(unknown)})" if unknown else ""
+            fix = f"correct the property names in field_mapping or advanced.user_filter{named}"
         return Probe(name, False, str(error), fix)
     except DeltaSyncError as error:
         return Probe(name, False, str(error))

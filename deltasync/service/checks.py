@@ -15,6 +15,7 @@ from typing import Any
 from deltasync.config import Config, placeholders
 from deltasync.eliza.check import ElizaNeeds, check_eliza
 from deltasync.eliza.client import Resource
+from deltasync.fields import unknown_properties
 from deltasync.graph.check import check_graph
 from deltasync.models import Probe
 from deltasync.service.inspect import soft_match_advice
@@ -54,6 +55,24 @@ def run_checks(
     """
     return asyncio.run(
         _checks(config, flags or SyncFlags(), graph_transport, eliza_transport, credential)
+    )
+
+
+def _catalogue_row(select: tuple[str, ...] | list[str]) -> dict[str, str]:
+    """Every selected Graph property the catalogue (``fields.GRAPH_USER_PROPERTIES``) does not
+    know, all of them at once: Graph's own answer names only the first."""
+    unknown = unknown_properties(select)
+    if not unknown:
+        return _row(
+            "graph properties", "ok", f"all {len(select)} selected are known Graph properties"
+        )
+    return _row(
+        "graph properties",
+        "warn",
+        f"{len(unknown)} not in deltasync's catalogue of Graph user properties: "
+        f"{', '.join(unknown)} (a typo, or newer than the catalogue: graph users says whether "
+        "Graph knows them)",
+        "correct them in field_mapping or advanced.user_filter",
     )
 
 
@@ -97,6 +116,7 @@ async def _checks(
         for line in placeholders(config)
     ]
     settings = engine_settings(config, flags)
+    rows.append(_catalogue_row(settings.select))
     graph, eliza, state = await asyncio.gather(
         check_graph(
             config.entra,

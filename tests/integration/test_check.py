@@ -270,3 +270,19 @@ def test_ascii_stdout_gets_ok_and_fail_instead_of_marks(sandbox: Sandbox) -> Non
     assert done.returncode == 1, done.stderr
     assert out.startswith("ok   config ")
     assert any(ln.startswith("FAIL eliza host") and host in ln for ln in out.splitlines())
+
+
+def test_every_unknown_graph_property_is_named_not_only_the_first(
+    check: Callable[..., Result], sandbox: Sandbox
+) -> None:
+    def edit(d: dict[str, Any]) -> None:
+        persons = d.setdefault("field_mapping", {}).setdefault("mitarbeitende", {})
+        persons.update(position="jobTitel", telefon="mobilPhone")
+
+    result = check(config=variant(sandbox, edit))
+
+    assert result.code == 1
+    catalogue = result.line("graph properties")
+    assert catalogue.startswith("! ") and "jobTitel, mobilPhone" in catalogue
+    assert "jobTitel, mobilPhone" in result.fix_of("graph users")
+    assert check().line("graph properties").startswith("✓ ")
