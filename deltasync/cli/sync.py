@@ -105,17 +105,14 @@ def run(
     code = _write_files(cfg, report, code, export_excel, metrics_file, output)
     show = not quiet or worth_showing(report, code)
     output.close(show)
-    if show:
-        if as_json:
-            data = report.as_dict()
-            data.update(
-                exit_code=code, status=report.status if code == report.exit_code else "failed"
-            )
-            print_json(data)
-        else:
-            for line in report.trace:
-                out.print(escape(line), highlight=False)
-            render_report(report, verbose=verbose, console=out)
+    if as_json:  # a JSON consumer always gets its report; -q only silences stderr then
+        data = report.as_dict()
+        data.update(exit_code=code, status=report.status if code == report.exit_code else "failed")
+        print_json(data)
+    elif show:
+        for line in report.trace:
+            out.print(escape(line), highlight=False)
+        render_report(report, verbose=verbose, console=out)
     if failure is not None and not isinstance(failure, DeltaSyncError):
         raise failure  # an internal error: run_cli names it (and shows the traceback on request)
     if failure is not None:

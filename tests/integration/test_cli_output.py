@@ -80,8 +80,11 @@ def test_quiet_prints_nothing_for_an_idle_run_and_the_report_when_something_chan
     assert cli("sync", "-c", cfg).code == 0
     idle = cli("sync", "-c", cfg, "-q")
     assert (idle.code, idle.out, idle.err) == (0, "", "")
-    idle_json = cli("sync", "-c", cfg, "--quiet", "--json")
-    assert (idle_json.code, idle_json.out, idle_json.err) == (0, "", "")
+    idle_json = cli("sync", "-c", cfg, "--quiet", "--json")  # --json wins over -q on stdout
+    assert (idle_json.code, idle_json.err) == (0, "")
+    report = json.loads(idle_json.out)
+    assert (report["status"], report["exit_code"], report["actions"]) == ("ok", 0, [])
+    assert report["requests"]["eliza_writes"] == 0
     user = in_scope(sandbox)[0]
     sandbox.graph.update_user(user["id"], jobTitle="Koch")
     changed = cli("sync", "-c", cfg, "-q")
