@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import threading
 import time
 from datetime import datetime
@@ -11,12 +12,13 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from e2e_helpers import eliza_person_of, eliza_user_of, pick, sync, writes
+from e2e_helpers import eliza_person_of, eliza_user_of, in_scope, pick, sync, writes
 
 from deltasync import service
 from deltasync.config import Config
 from deltasync.engine import RunOptions
 from deltasync.errors import UsageError
+from deltasync.models import Kind
 from deltasync.sandbox.server import Sandbox
 
 pytestmark = pytest.mark.sandbox(users=40, seed=3, page_size=15)
@@ -129,6 +131,123 @@ def test_undo_refuses_an_object_a_later_run_changed(sandbox: Sandbox, config: Co
     forced = service.run_undo(config, first.run_id or 0, force=True)
     assert forced.exit_code == 0
     assert eliza_person_of(sandbox, entra["id"])[0]["position"] == entra["jobTitle"]
+
+
+def _group_id(sandbox: Sandbox, name: str) -> str:
+    (found,) = [g["id"] for g in sandbox.graph.groups() if g["displayName"] == name]
+    return str(found)
+
+
+def _custom(sandbox: Sandbox, entra_id: str) -> dict[str, Any]:
+    (found,) = [g for g in sandbox.eliza.customgroups.values() if g["remote_key"] == entra_id]
+    return found
+
+
+def _members(sandbox: Sandbox, group: str, *, inside: bool) -> list[dict[str, Any]]:
+    """In-scope users that are (or are not) direct members of the Entra group."""
+    members = set(sandbox.graph.group(group)["members"])
+    return [u for u in in_scope(sandbox) if (u["id"] in members) == inside]
+
+
+def _with_groups(config: Config, **changes: Any) -> Config:
+    return dataclasses.replace(config, groups=dataclasses.replace(config.groups, **changes))
+
+
+@pytest.mark.sandbox(users=40, seed=3, page_size=15, sync_groups=True)
+def test_undo_of_group_changes_restores_memberships_names_and_a_deleted_group_exactly(
+    sandbox: Sandbox, config: Config
+) -> None:
+    deleting = _with_groups(config, delete_removed=True)
+    sync(deleting)
+    kader, pflege = _group_id(sandbox, "Kader"), _group_id(sandbox, "Abteilung Pflege")
+    leads, verkauf = _group_id(sandbox, "Teamleitungen"), _group_id(sandbox, "Abteilung Verkauf")
+    joiner = _members(sandbox, kader, inside=False)[0]
+    leaver = _members(sandbox, pflege, inside=True)[0]
+    springers = [u["id"] for u in _members(sandbox, kader, inside=False)[1:3]]
+    hand_made = sandbox.eliza.add_customgroup("Betriebsfeuerwehr")["id"]
+    (joiner_user,) = eliza_user_of(sandbox, joiner["id"])
+    sandbox.eliza._data["user"][joiner_user["id"]]["groups"].append(hand_made)
+    verkauf_id = _custom(sandbox, verkauf)["id"]
+    outside = sandbox.eliza.add_user(username="aushilfe.verkauf", groups=[1, verkauf_id])["id"]
+    sandbox.graph.add_member(kader, joiner["id"])
+    sandbox.graph.remove_member(pflege, leaver["id"])
+    sandbox.graph.update_group(leads, displayName="Teamleads")
+    springer = sandbox.graph.add_group(displayName="Springer", members=springers)
+    sandbox.graph.hard_delete(verkauf)
+    before = {**_eliza(sandbox), "groups": sandbox.eliza.customgroups}
+
+    bad = sync(deleting)
+    assert bad.exit_code == 0, bad.as_dict()
+    ops = sorted((a["kind"], a["op"]) for a in bad.actions if a["kind"] == "group")
+    assert ops == [("group", "create"), ("group", "delete"), ("group", "update")]
+    assert verkauf_id not in sandbox.eliza.customgroups
+    assert verkauf_id not in sandbox.eliza.users[outside]["groups"]
+
+    sandbox.eliza.reset_log()
+    dry = service.run_undo(config, bad.run_id or 0, dry_run=True)
+    assert writes(sandbox) == [] and dry.exit_code == 0, dry.as_dict()
+    shown = {(a["label"], a["kind"]): a for a in dry.actions}
+    assert shown[(joiner["userPrincipalName"], "user")]["groups"] == ["−Kader"]
+    assert shown[(leaver["userPrincipalName"], "user")]["groups"] == ["+Abteilung Pflege"]
+    assert shown[("Teamleads", "group")]["changes"]["name"] == ["Teamleads", "Teamleitungen"]
+    assert shown[("Abteilung Verkauf", "group")]["op"] == "create"
+    assert shown[("Springer", "group")]["op"] == "empty"
+
+    report = service.run_undo(config, bad.run_id or 0)
+    assert report.exit_code == 0, report.as_dict()
+    groups = sandbox.eliza.customgroups
+    (again,) = [g for g in groups.values() if g["remote_key"] == verkauf]
+    renumber = {verkauf_id: again["id"]}
+    assert _plain(again) | {"id": verkauf_id, "uuid": None, "created": None} == _plain(
+        before["groups"][verkauf_id]
+    ) | {"uuid": None, "created": None}
+    springer_id = _custom(sandbox, springer)["id"]
+    assert groups[springer_id]["name"] == "Springer"  # created by the run: kept, unlinked
+    after = _eliza(sandbox)
+    for oid, old in before["users"].items():
+        restored = {**old, "groups": sorted(renumber.get(g, g) for g in old["groups"])}
+        assert after["users"][oid] == restored, oid
+    assert not any(springer_id in u["groups"] for u in after["users"].values())
+    assert hand_made in after["users"][joiner_user["id"]]["groups"]
+    assert after["persons"] == before["persons"]
+    for gid, old in before["groups"].items():
+        if gid != verkauf_id:
+            assert _plain(groups[gid]) == _plain(old), gid
+    with service.store_for(config) as store:
+        links = {lk.entra_id: lk for lk in store.all_links(Kind.GROUP)}
+    assert springer not in links  # unlinked
+    assert links[verkauf].eliza_id == again["id"] and links[verkauf].status.value == "active"
+    assert links[leads].pushed["name"] == "Teamleitungen"
+
+
+@pytest.mark.sandbox(users=40, seed=3, page_size=15, sync_groups=True)
+def test_undo_refuses_a_group_renamed_by_hand_and_a_user_whose_groups_changed_since(
+    sandbox: Sandbox, config: Config
+) -> None:
+    sync(config)
+    kader, leads = _group_id(sandbox, "Kader"), _group_id(sandbox, "Teamleitungen")
+    joiner, other = _members(sandbox, kader, inside=False)[:2]
+    sandbox.graph.add_member(kader, joiner["id"])
+    sandbox.graph.add_member(kader, other["id"])
+    sandbox.graph.update_group(leads, displayName="Teamleads")
+    bad = sync(config)
+    assert bad.exit_code == 0, bad.as_dict()
+    group = _custom(sandbox, leads)
+    _edit_by_hand(config, "customgroup", group["id"], name="Teamleitung (von Hand)")
+    kader_id = _custom(sandbox, kader)["id"]
+    (user,) = eliza_user_of(sandbox, joiner["id"])
+    _edit_by_hand(config, "user", user["id"], groups=[g for g in user["groups"] if g != kader_id])
+    report = service.run_undo(config, bad.run_id or 0)
+    assert report.exit_code == 3, report.as_dict()
+    refused = {c["label"]: c["message"] for c in report.conflicts}
+    assert set(refused) == {"Teamleads", joiner["userPrincipalName"]}
+    assert "name is 'Teamleitung (von Hand)'" in refused["Teamleads"]
+    assert "Kader (added by the run) is gone" in refused[joiner["userPrincipalName"]]
+    assert _custom(sandbox, leads)["name"] == "Teamleitung (von Hand)"
+    assert kader_id not in eliza_user_of(sandbox, other["id"])[0]["groups"]  # undone
+    forced = service.run_undo(config, bad.run_id or 0, force=True)
+    assert forced.exit_code == 0, forced.as_dict()
+    assert _custom(sandbox, leads)["name"] == "Teamleitungen"
 
 
 def test_sync_user_makes_one_graph_request_and_only_that_users_writes_then_sync_writes_nothing(
