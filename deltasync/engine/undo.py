@@ -30,7 +30,6 @@ from deltasync.plan.threshold import apply_threshold
 from deltasync.plan.undo import (
     CREATING,
     UNDO,
-    GroupSwap,
     Reversal,
     UndoInput,
     UndoPlan,
@@ -38,6 +37,7 @@ from deltasync.plan.undo import (
     undone_by,
     written_objects,
 )
+from deltasync.plan.undo_groups import GroupSwap
 
 
 class UndoStore(Store, Protocol):

@@ -41,9 +41,17 @@ from deltasync import fields as f
 from deltasync.models import JournalEntry, Kind, Link, LinkStatus, MatchedBy, RunRecord
 from deltasync.plan import memory as m
 from deltasync.plan.actions import Action, ObjectPlan, Op
-from deltasync.plan.groups import DESCRIPTION, NAME
+from deltasync.plan.groups import NAME
+from deltasync.plan.undo_groups import (
+    GROUP_FIELDS,
+    GROUP_REVERSE,
+    GroupSwap,
+    groups_since,
+    journaled_names,
+    shown_names,
+    swap,
+)
 
-GROUP_FIELDS = (NAME, DESCRIPTION, f.REMOTE_KEY)
 UNDO = "undo"  # the command of an undo run
 CREATING = "creating"  # the journal marker of a create under way: nothing to undo by itself
 _REVERSE = {
@@ -56,20 +64,6 @@ _REVERSE = {
 _MEMBERSHIP_FIELDS = (f.MEMBER, f.ORGUNIT, f.VON, f.BIS)
 
 Key = tuple[str, Kind, int]  # (Entra id, kind, ELIZA id): one ELIZA object the run wrote
-
-
-@dataclass(frozen=True)
-class GroupSwap:
-    """A user's ``groups`` put back: ``remove`` (what the run added) taken out, ``add`` (what
-    it removed) given back, every other group the user holds at write time kept."""
-
-    add: tuple[int, ...]
-    remove: tuple[int, ...]
-
-    def resolve(self, current: Sequence[int], renumbered: Mapping[int, int]) -> list[int]:
-        """The list to send; ``renumbered``: a deleted group's old id -> its re-created id."""
-        kept = {g for g in current if g not in self.remove}
-        return sorted(kept | {renumbered.get(g, g) for g in self.add})
 
 
 @dataclass(frozen=True)
@@ -150,7 +144,7 @@ def written_objects(entries: Sequence[JournalEntry]) -> dict[Key, list[JournalEn
 def plan_undo(run_id: int, entries: Sequence[JournalEntry], world: UndoInput) -> UndoPlan:
     """The reversals of run ``run_id`` (newest change first) and the refusals."""
     objects = written_objects(entries)
-    world = replace(world, group_names={**_journaled_names(entries), **world.group_names})
+    world = replace(world, group_names={**journaled_names(entries), **world.group_names})
     refused: list[Refusal] = []
     blocked: set[tuple[str, Kind]] = set()
     reversals: list[tuple[int, Reversal]] = []
@@ -158,8 +152,9 @@ def plan_undo(run_id: int, entries: Sequence[JournalEntry], world: UndoInput) ->
     for key, group in objects.items():
         entra_id, kind, eliza_id = key
         name = world.labels.get(entra_id, entra_id)
-        if kind == Kind.GROUP:
-            name = world.group_names.get(eliza_id, name)
+        if kind == Kind.GROUP:  # its name in ELIZA now; a deleted group's from the journal
+            now = (world.current.get((kind, eliza_id)) or {}).get(NAME)
+            name = str(now or world.group_names.get(eliza_id, name))
         why = _refusal(key, group, world)
         if why is not None:
             refused.append(Refusal(entra_id, kind, eliza_id, name, why))
@@ -198,36 +193,6 @@ def _combined(group: Sequence[JournalEntry]) -> dict[str, tuple[Any, Any]]:
     return out
 
 
-def _journaled_names(entries: Sequence[JournalEntry]) -> dict[int, str]:
-    """Group names the run's journal knows (a deleted group's, a renamed group's old one)."""
-    names: dict[int, str] = {}
-    for e in entries:
-        if e.kind == Kind.GROUP and e.eliza_id is not None and NAME in e.changes:
-            old, new = [*list(e.changes[NAME]), None, None][:2]
-            if old or new:
-                names.setdefault(int(e.eliza_id), str(old or new))
-    return names
-
-
-def _swap(old: Any, new: Any) -> tuple[set[int], set[int]]:
-    """A journaled ``groups`` change: (the groups it added, the groups it removed)."""
-    before, after = set(old or ()), set(new or ())
-    return after - before, before - after
-
-
-def _groups_since(old: Any, new: Any, now: Any, names: Mapping[int, str]) -> str | None:
-    """What changed in a user's groups since the run, as far as the run's change goes."""
-    added, removed = _swap(old, new)
-    held = set(now or ())
-    lost = sorted(added - held)
-    back = sorted(removed & held)
-    if not lost and not back:
-        return None
-    parts = [f"{names.get(g, f'#{g}')} (added by the run) is gone" for g in lost]
-    parts += [f"{names.get(g, f'#{g}')} (removed by the run) is back" for g in back]
-    return "changed in ELIZA since: groups: " + ", ".join(parts)
-
-
 def _refusal(key: Key, group: Sequence[JournalEntry], world: UndoInput) -> str | None:
     entra_id, kind, eliza_id = key
     ops = {e.action for e in group}
@@ -250,7 +215,7 @@ def _refusal(key: Key, group: Sequence[JournalEntry], world: UndoInput) -> str |
         return None
     for name, (old, new) in _combined(group).items():
         if name == f.GROUPS:
-            why = _groups_since(old, new, current.get(f.GROUPS), world.group_names)
+            why = groups_since(old, new, current.get(f.GROUPS), world.group_names)
             if why is not None:
                 return why
         elif name in current and new != current[name]:
@@ -282,12 +247,12 @@ def _reverse(
         if old == new or field_name not in current:
             continue
         if field_name == f.GROUPS:
-            added, removed = _swap(old, new)
+            added, removed = swap(old, new)
             body[f.GROUPS] = GroupSwap(tuple(sorted(removed)), tuple(sorted(added)))
-            shown_groups = _shown(removed, added, world.group_names)
+            shown_groups = shown_names(removed, added, world.group_names)
             continue
         body[field_name] = old
-    group_ops = _GROUP_REVERSE if kind == Kind.GROUP else {}
+    group_ops = GROUP_REVERSE if kind == Kind.GROUP else {}
     if not body and Op.MATCH.value not in ops and not set(ops) & set(group_ops):
         return None
     shown = {k: (current.get(k), v) for k, v in body.items() if k != f.GROUPS}
@@ -304,16 +269,6 @@ def _reverse(
     if base is None:
         return Reversal(action, link)  # no link of this object (dropped since): none written
     return Reversal(action, _relinked(base, op, body, changes, current))
-
-
-_GROUP_REVERSE = {Op.EMPTY.value: Op.REACTIVATE, Op.REACTIVATE.value: Op.EMPTY}
-
-
-def _shown(add: set[int], remove: set[int], names: Mapping[int, str]) -> tuple[str, ...]:
-    return tuple(
-        [f"+{names.get(g, f'#{g}')}" for g in sorted(add)]
-        + [f"−{names.get(g, f'#{g}')}" for g in sorted(remove)]
-    )
 
 
 def _recreate(

@@ -226,12 +226,15 @@ def test_undo_refuses_a_group_renamed_by_hand_and_a_user_whose_groups_changed_si
 ) -> None:
     sync(config)
     kader, leads = _group_id(sandbox, "Kader"), _group_id(sandbox, "Teamleitungen")
-    joiner, other = _members(sandbox, kader, inside=False)[:2]
-    sandbox.graph.add_member(kader, joiner["id"])
-    sandbox.graph.add_member(kader, other["id"])
+    joiner, other, later = _members(sandbox, kader, inside=False)[:3]
+    for user in (joiner, other, later):
+        sandbox.graph.add_member(kader, user["id"])
     sandbox.graph.update_group(leads, displayName="Teamleads")
     bad = sync(config)
     assert bad.exit_code == 0, bad.as_dict()
+    sandbox.graph.add_member(_group_id(sandbox, "Abteilung Pflege"), later["id"])
+    next_run = sync(config)
+    assert next_run.counts() == {"user": {"update": 1}}, next_run.as_dict()
     group = _custom(sandbox, leads)
     _edit_by_hand(config, "customgroup", group["id"], name="Teamleitung (von Hand)")
     kader_id = _custom(sandbox, kader)["id"]
@@ -240,8 +243,12 @@ def test_undo_refuses_a_group_renamed_by_hand_and_a_user_whose_groups_changed_si
     report = service.run_undo(config, bad.run_id or 0)
     assert report.exit_code == 3, report.as_dict()
     refused = {c["label"]: c["message"] for c in report.conflicts}
-    assert set(refused) == {"Teamleads", joiner["userPrincipalName"]}
-    assert "name is 'Teamleitung (von Hand)'" in refused["Teamleads"]
+    hand = "Teamleitung (von Hand)"  # a group is listed under its name in ELIZA now
+    assert set(refused) == {hand, joiner["userPrincipalName"], later["userPrincipalName"]}
+    assert refused[later["userPrincipalName"]] == (
+        f"changed again since, by run {next_run.run_id}; --force undoes it anyway"
+    )
+    assert "name is 'Teamleitung (von Hand)', the run wrote 'Teamleads'" in refused[hand]
     assert "Kader (added by the run) is gone" in refused[joiner["userPrincipalName"]]
     assert _custom(sandbox, leads)["name"] == "Teamleitung (von Hand)"
     assert kader_id not in eliza_user_of(sandbox, other["id"])[0]["groups"]  # undone
