@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
+from collections import Counter
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,6 +28,7 @@ from deltasync.models import Kind
 from deltasync.sandbox.server import Sandbox
 
 pytestmark = pytest.mark.sandbox(users=40, seed=3, page_size=15)
+WATCH = [sys.executable, "-m", "deltasync", "watch"]
 TODAY = datetime.now(ZoneInfo("Europe/Zurich")).date().isoformat()
 
 
@@ -350,6 +357,96 @@ def test_watch_deactivates_a_disabled_account_within_two_intervals_and_idles_at_
     # sandbox's extra empty page
     assert result.graph_requests == result.cycles + 1, result
     assert service.run_sync(config, RunOptions()).exit_code == 0  # the lease was released
+
+
+@pytest.mark.sandbox(users=80, seed=3, page_size=50)
+def test_sigterm_stops_a_watch_process_between_objects_releases_the_lease_and_loses_nothing(
+    sandbox: Sandbox, config: Config, tmp_path: Path
+) -> None:
+    sync(config)
+    users = in_scope(sandbox)
+    for u in users:
+        sandbox.graph.update_user(u["id"], surname=f"{u.get('surname') or ''}-Neu")
+    sandbox.eliza.delay_s = 0.15  # a slow ELIZA: the signal lands in the middle of the push
+    sandbox.eliza.reset_log()
+    env = {**os.environ, **sandbox.env}
+    log = tmp_path / "watch.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*WATCH, "-c", str(sandbox.config_path), "--interval", "1"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while sandbox.eliza.write_count < 10 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            proc.send_signal(signal.SIGTERM)
+            rc = proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    text = log.read_text()
+    assert rc == 0, text
+    assert "watch: stopped (SIGTERM)" in text, text
+    stopped_at = len(writes(sandbox))
+    assert 10 <= stopped_at < 2 * len(users), text  # it stopped before the cycle's end
+    sandbox.eliza.delay_s = 0
+    with service.store_for(config) as store:
+        assert store.lease_info() is None  # released, not left for a takeover
+    following = sync(config)
+    assert following.exit_code == 0, following.as_dict()
+    assert not [w for w in following.warnings if "lease" in w]
+    assert set(following.counts()) <= {"user", "person"}
+    assert all(set(ops) == {"update"} for ops in following.counts().values())
+    per_path = Counter(w.path for w in writes(sandbox))
+    assert per_path and max(per_path.values()) == 1  # no object written twice
+    assert len(per_path) == 2 * len(users)  # every user and person exactly once, in all
+    for u in users:
+        (user,) = eliza_user_of(sandbox, u["id"])
+        (person,) = eliza_person_of(sandbox, u["id"])
+        assert user["last_name"] == person["nachname"] == f"{u.get('surname') or ''}-Neu"
+    assert sync(config).counts() == {}
+
+
+def test_a_config_file_changed_while_watching_is_not_reloaded_and_the_loop_says_so(
+    sandbox: Sandbox, config: Config
+) -> None:
+    sync(config)
+    logged: list[str] = []
+    stop = service.Stop()
+    box: dict[str, Any] = {}
+    thread = threading.Thread(
+        target=lambda: box.update(
+            result=service.run_watch(
+                config,
+                interval_s=0.3,
+                config_path=sandbox.config_path,
+                log=logged.append,
+                stop=stop,
+            )
+        ),
+        daemon=True,
+    )
+    thread.start()
+    time.sleep(0.5)
+    original = sandbox.config_path.read_text()
+    sandbox.config_path.write_text(original + "\nthis is: [not valid yaml\n")
+    (entra,) = pick(sandbox)
+    sandbox.graph.update_user(entra["id"], jobTitle="Trotzdem")
+    deadline = time.monotonic() + 10
+    while eliza_person_of(sandbox, entra["id"])[0]["position"] != "Trotzdem":
+        assert time.monotonic() < deadline, logged
+        time.sleep(0.05)
+    time.sleep(0.7)  # more cycles after the change: the warning is given once
+    stop.set("test")
+    thread.join(10)
+    sandbox.config_path.write_text(original)
+    warnings = [line for line in logged if "changed; watch keeps running" in line]
+    assert len(warnings) == 1 and "restart it to apply the change" in warnings[0], logged
+    assert box["result"].failed_cycles == 0 and box["result"].cycles >= 4
 
 
 def test_the_commands_sync_user_undo_and_state_runs_print_the_trace_and_the_marks(
