@@ -68,7 +68,7 @@ GROUP_REVERSE = {Op.EMPTY.value: Op.REACTIVATE, Op.REACTIVATE.value: Op.EMPTY}
 
 
 def shown_names(add: set[int], remove: set[int], names: Mapping[int, str]) -> tuple[str, ...]:
-    """"+name" for each group given back, "−name" for each taken: how reports show groups."""
+    """Each group given back as "+name", each taken as "−name": how reports show groups."""
     return tuple(
         [f"+{names.get(g, f'#{g}')}" for g in sorted(add)]
         + [f"−{names.get(g, f'#{g}')}" for g in sorted(remove)]
