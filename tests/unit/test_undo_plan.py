@@ -200,6 +200,12 @@ def test_a_created_group_is_unlinked_never_deleted_and_an_emptied_one_linked_aga
     )
     (r,) = created.reversals
     assert (r.action.op, dict(r.action.fields), r.link, r.members) == (Op.EMPTY, {}, None, ())
+    recreated = plan_undo(  # an undo's re-creation, undone: taken from the users it gave it
+        7,
+        [entry(1, Kind.GROUP, "create", 9, name=[None, "Springer"], members=[[], [3, 4]])],
+        world({(Kind.GROUP, 9): {"id": 9, "name": "Springer"}}, {Kind.GROUP: group_link(9)}),
+    )
+    assert [(r.action.op, r.members) for r in recreated.reversals] == [(Op.EMPTY, (3, 4))]
     emptied = plan_undo(
         7,
         [entry(1, Kind.GROUP, "empty", 9)],
