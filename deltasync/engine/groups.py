@@ -16,15 +16,19 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
+from deltasync import fields as f
 from deltasync.engine.context import Run
 from deltasync.engine.ledger import PLAN_FINGERPRINT
 from deltasync.engine.push import _Push
 from deltasync.engine.report import action_json
 from deltasync.errors import ConflictError, ObjectRejectedError
 from deltasync.models import Kind, Link, LinkStatus, MirrorObject
+from deltasync.plan import memory as m
 from deltasync.plan.actions import Action, ObjectPlan, Op, Plan
 from deltasync.plan.groups import (
+    DESCRIPTION,
     FLATTEN,
+    NAME,
     GroupView,
     build_view,
     plan_group,
@@ -190,6 +194,7 @@ async def retire_groups(run: Run, rnd: GroupRound | None) -> None:
     for gid, lk in (rnd.links or {}).items():
         run.linked(gid, Kind.GROUP, lk)
     pusher = _GroupPush(run, Plan(tuple(rnd.retiring)), rnd)
+    holders: dict[int, list[int]] | None = None
     for p in rnd.retiring:
         ok = True
         for a in p.actions:
@@ -197,14 +202,40 @@ async def retire_groups(run: Run, rnd: GroupRound | None) -> None:
                 link = run.link(a.entra_id, Kind.GROUP)
                 if link is not None:
                     emptied = replace(link, status=LinkStatus.DEACTIVATED, pushed_version=p.version)
-                    run.ledger.relink(emptied)
+                    run.ledger.pushed(a, emptied, link.eliza_id)  # journaled: undo refills it
                     run.linked(a.entra_id, Kind.GROUP, emptied)
                 run.report.actions.append(action_json(a, run.ledger.applied))
                 run.log(f"group {a.label}: {a.reason}")
             else:
+                if holders is None:
+                    holders = await _holders(run)
+                a = await _with_what_is_deleted(run, a, holders)
                 ok = await pusher.object(replace(p, actions=(a,)))
         if ok:
             run.ledger.settle(p.entra_id, p.version)
+
+
+async def _holders(run: Run) -> dict[int, list[int]]:
+    """ELIZA group id -> the ELIZA users holding it now (one list read, before deleting)."""
+    found: dict[int, list[int]] = {}
+    for user in await run.target.list_all(run.names.USER):
+        for gid in user.get(f.GROUPS) or []:
+            found.setdefault(int(gid), []).append(int(user["id"]))
+    return found
+
+
+async def _with_what_is_deleted(run: Run, a: Action, holders: Mapping[int, list[int]]) -> Action:
+    """The deletion with what it destroys as its changes (name, description, remote_key, the
+    users holding it), so the journal holds what an undo needs to re-create it."""
+    assert a.eliza_id is not None
+    group = await run.target.get(run.names.CUSTOMGROUP, a.eliza_id) or dict(a.desired)
+    changes: dict[str, tuple[object, object]] = {
+        k: (group.get(k), None) for k in (NAME, DESCRIPTION, f.REMOTE_KEY) if group.get(k)
+    }
+    members = sorted(holders.get(a.eliza_id, ()))
+    if members:
+        changes[m.GROUP_MEMBERS] = (members, [])
+    return replace(a, changes=changes)
 
 
 def group_links(run: Run) -> Mapping[str, Link]:

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from deltasync.engine.ports import Store
 from deltasync.engine.report import changes_json
+from deltasync.fields import GROUPS
 from deltasync.models import Kind, Link, LinkStatus
 from deltasync.plan.actions import Action
 
@@ -117,6 +118,9 @@ class Ledger:
         """What ELIZA accepted: the link (none once gone or ended) and its journal entry."""
         kept = None if link is None or link.status == LinkStatus.ENDED else link
         changes = changes_json(action.changes)
+        if action.groups_written is not None:
+            before, after = action.groups_written
+            changes[GROUPS] = [list(before), list(after)]
         args = (self.run_id, action.entra_id, action.kind, action.op.value, eliza_id, changes)
         self._later(lambda: self.store.record_push(kept, *args))
 

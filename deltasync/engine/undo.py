@@ -12,24 +12,32 @@ The mirror is left alone: undone objects are planned again when they next change
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any, Protocol, cast
 
+from deltasync import fields as f
 from deltasync.engine.context import Run
 from deltasync.engine.ports import Store, collection
 from deltasync.engine.report import action_json
 from deltasync.errors import ObjectRejectedError, ServiceUnavailableError, UsageError
-from deltasync.models import JournalEntry, Kind, LinkStatus, RunRecord
+from deltasync.models import JournalEntry, Kind, Link, LinkStatus, RunRecord
+from deltasync.plan import memory as m
+from deltasync.plan.actions import Action, Op
+from deltasync.plan.groups import NAME
 from deltasync.plan.scope import label
 from deltasync.plan.threshold import apply_threshold
 from deltasync.plan.undo import (
     CREATING,
     UNDO,
+    Reversal,
     UndoInput,
     UndoPlan,
     plan_undo,
     undone_by,
     written_objects,
 )
+from deltasync.plan.undo_groups import GroupSwap
 
 
 class UndoStore(Store, Protocol):
@@ -91,13 +99,14 @@ async def undo(run: Run, run_id: int, *, force: bool) -> UndoPlan:
             report.actions.extend(action_json(a, "held") for a in p.actions if a.deprovisions)
     report.planned_objects = len(result.objects)
     run.progress.phase("push", len(plan.reversals))
+    renumbered: dict[int, int] = {}  # a re-created group's old ELIZA id -> its new one
     try:
         for reversal in plan.reversals:
             a = reversal.action
             if a.entra_id in held and a.deprovisions:
                 continue
             run.lease.renew()
-            await _write(run, reversal.action, reversal.link)
+            await _write(run, reversal, renumbered)
             run.progress.advance(1)
     finally:
         run.progress.done()
@@ -124,6 +133,11 @@ async def _plan(
         for spec in run.settings.resources
         for o in run.store.objects_by_id(spec.name, entra_ids)
     }
+    group_names = {
+        lk.eliza_id: str(lk.pushed[NAME])
+        for lk in run.store.all_links(Kind.GROUP)
+        if lk.pushed.get(NAME)
+    }
     world = UndoInput(
         current=current,
         links=run.store.links_for(entra_ids),
@@ -132,15 +146,23 @@ async def _plan(
         today=run.settings.ctx.today.isoformat(),
         now=run.now(),
         force=force,
+        group_names=group_names,
     )
     return plan_undo(run_id, entries, world)
 
 
-async def _write(run: Run, a: Any, link: Any) -> None:
-    """One reversal: the PATCH (none for an empty body), then link and journal together."""
+async def _write(run: Run, reversal: Reversal, renumbered: dict[int, int]) -> None:
+    """One reversal: its requests (none for an empty body), then link and journal together."""
+    a, link = reversal.action, reversal.link
     resource = collection(run.names, a.kind)
     try:
-        if a.fields:
+        if a.kind == Kind.GROUP and a.op == Op.CREATE:
+            a, link = await _recreate_group(run, reversal, renumbered)
+        elif a.kind == Kind.GROUP and reversal.members:
+            a = await _take_group(run, reversal)
+        elif isinstance(a.fields.get(f.GROUPS), GroupSwap):
+            a, link = await _swap_groups(run, a, link, renumbered)
+        if a.fields and a.eliza_id is not None and not (a.kind == Kind.GROUP and a.op == Op.CREATE):
             await run.target.update(resource, a.eliza_id, a.fields)
     except (ObjectRejectedError, ServiceUnavailableError) as exc:
         run.report.failures.append(
@@ -159,3 +181,63 @@ async def _write(run: Run, a: Any, link: Any) -> None:
     run.ledger.pushed(a, link, a.eliza_id)
     if link is not None:
         run.linked(a.entra_id, a.kind, link)
+
+
+async def _swap_groups(
+    run: Run, a: Action, link: Link | None, renumbered: Mapping[int, int]
+) -> tuple[Action, Link | None]:
+    """A user's groups put back, against the user as it is now (a re-created group's
+    members may have just been given it); the whole list before and after is journaled."""
+    swap = a.fields[f.GROUPS]
+    assert isinstance(swap, GroupSwap) and a.eliza_id is not None
+    user = await run.target.get(run.names.USER, a.eliza_id) or {}
+    before = [int(g) for g in user.get(f.GROUPS) or []]
+    after = swap.resolve(before, renumbered)
+    fields = {k: v for k, v in a.fields.items() if k != f.GROUPS}
+    if set(after) != set(before):
+        fields[f.GROUPS] = after
+    if link is not None and renumbered and m.MANAGED_GROUPS in link.pushed:
+        managed = [renumbered.get(int(g), int(g)) for g in link.pushed[m.MANAGED_GROUPS]]
+        link = replace(link, pushed={**link.pushed, m.MANAGED_GROUPS: sorted(managed)})
+    written = (tuple(sorted(before)), tuple(after)) if f.GROUPS in fields else None
+    return replace(a, fields=fields, groups_written=written), link
+
+
+async def _recreate_group(
+    run: Run, reversal: Reversal, renumbered: dict[int, int]
+) -> tuple[Action, Link | None]:
+    """POST the deleted group again, give it back to the users that held it, relink it."""
+    a, link = reversal.action, reversal.link
+    answer = await run.target.create(run.names.CUSTOMGROUP, dict(a.fields))
+    new_id = int(answer["id"])
+    if a.eliza_id is not None:
+        renumbered[a.eliza_id] = new_id
+    given = [u for u in reversal.members if await _regroup(run, u, add=new_id)]
+    changes = dict(a.changes)
+    if given:
+        changes[m.GROUP_MEMBERS] = ([], given)
+    relinked = None if link is None else replace(link, eliza_id=new_id, matched_at=run.now())
+    shown = tuple(f"+user #{u}" for u in given)
+    return replace(a, eliza_id=new_id, changes=changes, shown_groups=shown), relinked
+
+
+async def _take_group(run: Run, reversal: Reversal) -> Action:
+    """An undone re-creation: the group taken from the users the re-creation gave it to."""
+    a = reversal.action
+    assert a.eliza_id is not None
+    taken = [u for u in reversal.members if await _regroup(run, u, remove=a.eliza_id)]
+    changes: dict[str, tuple[Any, Any]] = {m.GROUP_MEMBERS: (taken, [])} if taken else {}
+    return replace(a, changes=changes, shown_groups=tuple(f"−user #{u}" for u in taken))
+
+
+async def _regroup(run: Run, user_id: int, *, add: int = 0, remove: int = 0) -> bool:
+    """Give a user one group or take it (every other group kept); False: nothing to do."""
+    user = await run.target.get(run.names.USER, user_id)
+    if user is None:
+        return False
+    have = [int(g) for g in user.get(f.GROUPS) or []]
+    want = sorted({g for g in have if g != remove} | ({add} if add else set()))
+    if set(want) == set(have):
+        return False
+    await run.target.update(run.names.USER, user_id, {f.GROUPS: want})
+    return True

@@ -76,6 +76,9 @@ class Action:
     saved: Mapping[str, Any] | None = None  # the link's deprovisioning memory afterwards
     kept: Mapping[str, Any] | None = None  # the link's kept values afterwards (None: as they are)
     shown_groups: tuple[str, ...] = ()  # "+name" / "−name": the managed groups it changes
+    # a user's whole ``groups`` before and after the write (set by plan.resolve): journaled
+    # under ``groups`` so that undo can take back exactly the groups the write changed
+    groups_written: tuple[tuple[int, ...], tuple[int, ...]] | None = None
 
     @property
     def deprovisions(self) -> bool:

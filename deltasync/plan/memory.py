@@ -11,6 +11,9 @@ from typing import Final
 GROUPS_ADDED: Final = "groups_added"
 #: In ``pushed``: the ELIZA ids of the managed (Entra) groups the user was last put in.
 MANAGED_GROUPS: Final = "managed_groups"
+#: In a group's journal entry: the ELIZA users holding it (a deletion's [before, []]; an
+#: undo's re-creation [[], after]), so that undo can give them the group back or take it.
+GROUP_MEMBERS: Final = "members"
 #: The keys of ``pushed`` that are the sync's memory, never ELIZA fields.
 MEMORY_KEYS: Final = frozenset({GROUPS_ADDED, MANAGED_GROUPS})
 #: In a person's ``saved``: the employment type before deprovisioning.

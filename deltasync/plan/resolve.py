@@ -93,7 +93,17 @@ def created(a: Action, ids: Ids) -> Write:
     shown = {k: (None, v) for k, v in body.items() if k != f.GROUPS and not empty(v)}
     if f.GROUPS in body and not isinstance(a.fields.get(f.GROUPS), GroupSet):
         shown[f.GROUPS] = (None, body[f.GROUPS])
-    return Write(replace(a, changes=shown), body, _pushed(a, ids))
+    done = replace(a, changes=shown, groups_written=_groups_written(a, [], body))
+    return Write(done, body, _pushed(a, ids))
+
+
+def _groups_written(
+    a: Action, current: list[int] | None, body: Mapping[str, Any]
+) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """A managed ``groups`` write as (the user's list before, after), for the journal."""
+    if current is None or not isinstance(a.fields.get(f.GROUPS), GroupSet) or f.GROUPS not in body:
+        return None
+    return tuple(sorted(current)), tuple(sorted(body[f.GROUPS]))
 
 
 def adopted(desired: Mapping[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
@@ -125,7 +135,10 @@ def matched(a: Action, target: Mapping[str, Any], matched_by: MatchedBy, ids: Id
             if not isinstance(a.fields[f.GROUPS], GroupSet):  # shown by name instead
                 changes[f.GROUPS] = (current.get(f.GROUPS), groups)
     reason = matched_words(matched_by) + ("" if body else ", nothing to change")
-    done = replace(a, op=Op.MATCH, changes=changes, reason=reason, kept=kept)
+    written = _groups_written(a, list(current.get(f.GROUPS) or []), body)
+    done = replace(
+        a, op=Op.MATCH, changes=changes, reason=reason, kept=kept, groups_written=written
+    )
     return Write(done, body, {**_pushed(a, ids), **kept}, matched_by=matched_by)
 
 
@@ -184,7 +197,9 @@ def changed(a: Action, link: Link, current: Mapping[str, Any] | None, ids: Ids) 
             changes[k] = (None, v)
     changes = {k: (old, new) for k, (old, new) in changes.items() if not same(old, new)}
     pushed = {**a.desired, **{k: v for k, v in body.items() if k != f.GROUPS}}
-    return Write(replace(a, changes=changes), body, pushed, _status(a), saved)
+    now = None if current is None else list(current.get(f.GROUPS) or [])
+    done = replace(a, changes=changes, groups_written=_groups_written(a, now, body))
+    return Write(done, body, pushed, _status(a), saved)
 
 
 def held_back(write: Write, names: Iterable[str], link: Link) -> Write:

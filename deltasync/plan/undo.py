@@ -7,6 +7,25 @@ later run (a later journal entry) or by hand in ELIZA (a field no longer holding
 the run wrote) - is refused and listed, unless forced, so an undo never overwrites newer
 work. What a run deleted in ELIZA cannot be brought back; it is listed as such.
 
+Groups (``sync_groups``) are undone like the other kinds, from what the journal holds:
+
+- a user's ``groups`` write is journaled as the whole list before and after; the undo takes
+  back exactly the groups it added and gives back the ones it removed (:class:`GroupSwap`,
+  resolved against the user as read at write time), so every group the user holds now and
+  the run did not touch - unmanaged or hand-made - stays;
+- a renamed custom group gets its old name back;
+- a created custom group is unlinked and keeps existing (never deleted, as created users
+  are deactivated): the run's own users lose it through their reversals, so it is empty
+  again; an undo's re-creation (below) also takes it from the members it gave it;
+- an emptied group is linked active again; its members get it back through their reversals;
+- a deleted group (``groups.delete_removed``) is re-created under its old name, description
+  and remote_key, given back to the users that held it when it was deleted (journaled with
+  the deletion), and relinked; ELIZA gives it a new id, which the engine puts in place of
+  the old one in the users' reversals that follow.
+
+A group renamed by hand since, or a user whose groups were changed since (a group the run
+added is gone, or one it removed is back), is refused like any other object.
+
 The reversals come in the reverse order of the run, each with the link the object has
 afterwards (None: no link), so the engine writes and records them like any other action.
 """
@@ -14,7 +33,7 @@ afterwards (None: no link), so the engine writes and records them like any other
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +41,16 @@ from deltasync import fields as f
 from deltasync.models import JournalEntry, Kind, Link, LinkStatus, MatchedBy, RunRecord
 from deltasync.plan import memory as m
 from deltasync.plan.actions import Action, ObjectPlan, Op
+from deltasync.plan.groups import NAME
+from deltasync.plan.undo_groups import (
+    GROUP_FIELDS,
+    GROUP_REVERSE,
+    GroupSwap,
+    groups_since,
+    journaled_names,
+    shown_names,
+    swap,
+)
 
 UNDO = "undo"  # the command of an undo run
 CREATING = "creating"  # the journal marker of a create under way: nothing to undo by itself
@@ -43,6 +72,8 @@ class Reversal:
 
     action: Action
     link: Link | None  # the object's link once written; None drops it
+    # a group's users: given the group (re-created, op CREATE) or losing it (op EMPTY)
+    members: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -87,6 +118,7 @@ class UndoInput:
     today: str  # ISO date for an exit date or a membership's end
     now: datetime
     force: bool = False
+    group_names: Mapping[int, str] = field(default_factory=dict)  # ELIZA group id -> name
 
 
 def undone_by(runs: Iterable[RunRecord]) -> dict[int, int]:
@@ -112,6 +144,7 @@ def written_objects(entries: Sequence[JournalEntry]) -> dict[Key, list[JournalEn
 def plan_undo(run_id: int, entries: Sequence[JournalEntry], world: UndoInput) -> UndoPlan:
     """The reversals of run ``run_id`` (newest change first) and the refusals."""
     objects = written_objects(entries)
+    world = replace(world, group_names={**journaled_names(entries), **world.group_names})
     refused: list[Refusal] = []
     blocked: set[tuple[str, Kind]] = set()
     reversals: list[tuple[int, Reversal]] = []
@@ -119,6 +152,9 @@ def plan_undo(run_id: int, entries: Sequence[JournalEntry], world: UndoInput) ->
     for key, group in objects.items():
         entra_id, kind, eliza_id = key
         name = world.labels.get(entra_id, entra_id)
+        if kind == Kind.GROUP:  # its name in ELIZA now; a deleted group's from the journal
+            now = (world.current.get((kind, eliza_id)) or {}).get(NAME)
+            name = str(now or world.group_names.get(eliza_id, name))
         why = _refusal(key, group, world)
         if why is not None:
             refused.append(Refusal(entra_id, kind, eliza_id, name, why))
@@ -157,27 +193,32 @@ def _combined(group: Sequence[JournalEntry]) -> dict[str, tuple[Any, Any]]:
     return out
 
 
-def _same(name: str, wrote: Any, now: Any) -> bool:
-    if name == f.GROUPS and isinstance(wrote, list) and isinstance(now, list):
-        return set(wrote) <= set(now)  # groups added to by hand since still hold the run's
-    return bool(wrote == now)
-
-
 def _refusal(key: Key, group: Sequence[JournalEntry], world: UndoInput) -> str | None:
     entra_id, kind, eliza_id = key
     ops = {e.action for e in group}
-    if Op.DELETE.value in ops:
-        return f"the run deleted ELIZA {kind.value} #{eliza_id}; a deleted object cannot be undone"
     current = world.current.get((kind, eliza_id))
-    if current is None:
+    if Op.DELETE.value in ops:
+        if kind != Kind.GROUP:
+            return (
+                f"the run deleted ELIZA {kind.value} #{eliza_id}; a deleted object cannot be undone"
+            )
+        if current is not None:
+            return f"ELIZA group #{eliza_id} exists again"
+    elif current is None:
         return f"ELIZA {kind.value} #{eliza_id} no longer exists"
     if world.force:
         return None
     later = world.later.get((entra_id, kind))
     if later is not None:
         return f"changed again since, by run {later}"
-    for name, (_, new) in _combined(group).items():
-        if name in current and not _same(name, new, current[name]):
+    if current is None:
+        return None
+    for name, (old, new) in _combined(group).items():
+        if name == f.GROUPS:
+            why = groups_since(old, new, current.get(f.GROUPS), world.group_names)
+            if why is not None:
+                return why
+        elif name in current and new != current[name]:
             return f"changed in ELIZA since: {name} is {current[name]!r}, the run wrote {new!r}"
     return None
 
@@ -192,29 +233,65 @@ def _reverse(
     ops = [e.action for e in group]
     changes = _combined(group)
     why = f"undo of run {run_id}"
+    if kind == Kind.GROUP and Op.DELETE.value in ops:
+        return _recreate(key, group, world, name, why)
+    if kind == Kind.GROUP and Op.CREATE.value in ops:
+        action = _action(key, Op.EMPTY, {}, {}, f"{why}: created by it, unlinked", name)
+        members = [*list(changes.get(m.GROUP_MEMBERS, ((), ()))[1] or ())]
+        return Reversal(action, None, tuple(int(u) for u in members))
     if Op.CREATE.value in ops:
         return _deactivate_created(key, current, own or link, world, name, why)
     body: dict[str, Any] = {}
+    shown_groups: tuple[str, ...] = ()
     for field_name, (old, new) in changes.items():
         if old == new or field_name not in current:
             continue
         if field_name == f.GROUPS:
-            added = set(new or ()) - set(old or ())
-            old = [g for g in current.get(f.GROUPS) or [] if g not in added]
+            added, removed = swap(old, new)
+            body[f.GROUPS] = GroupSwap(tuple(sorted(removed)), tuple(sorted(added)))
+            shown_groups = shown_names(removed, added, world.group_names)
+            continue
         body[field_name] = old
-    if not body and Op.MATCH.value not in ops:
+    group_ops = GROUP_REVERSE if kind == Kind.GROUP else {}
+    if not body and Op.MATCH.value not in ops and not set(ops) & set(group_ops):
         return None
-    shown = {k: (current.get(k), v) for k, v in body.items()}
+    shown = {k: (current.get(k), v) for k, v in body.items() if k != f.GROUPS}
     if Op.MATCH.value in ops:
         action = _action(key, Op.UPDATE, body, shown, f"{why}: unlink the matched object", name)
+        action = replace(action, shown_groups=shown_groups)
         return Reversal(action, None if own is not None else link)
-    last = next((e.action for e in reversed(group) if e.action in _REVERSE), Op.UPDATE.value)
-    op = _REVERSE[last]
+    reverse = {**_REVERSE, **group_ops}
+    last = next((e.action for e in reversed(group) if e.action in reverse), Op.UPDATE.value)
+    op = reverse[last]
     action = _action(key, op, body, shown, f"{why}: {last} reversed", name)
+    action = replace(action, shown_groups=shown_groups)
     base = (own or _membership_link(key, current, world)) if kind == Kind.MEMBERSHIP else own
     if base is None:
         return Reversal(action, link)  # no link of this object (dropped since): none written
     return Reversal(action, _relinked(base, op, body, changes, current))
+
+
+def _recreate(
+    key: Key, group: Sequence[JournalEntry], world: UndoInput, name: str, why: str
+) -> Reversal:
+    """A deleted custom group: POSTed again as it was, given back to its holders, relinked."""
+    entra_id, kind, eliza_id = key
+    changes = _combined(group)
+    body = {k: changes[k][0] for k in GROUP_FIELDS if k in changes and changes[k][0]}
+    body.setdefault(NAME, name)
+    shown = {k: (None, v) for k, v in body.items()}
+    action = _action(key, Op.CREATE, body, shown, f"{why}: deleted by it, created again", name)
+    members = tuple(int(u) for u in changes.get(m.GROUP_MEMBERS, ((), ()))[0] or ())
+    link = Link(
+        entra_id=entra_id,
+        kind=kind,
+        eliza_id=eliza_id,  # the engine puts the new id here
+        matched_by=MatchedBy.CREATED,
+        matched_at=world.now,
+        pushed=dict(body),
+        pushed_version=0,
+    )
+    return Reversal(action, link, members)
 
 
 def _action(
@@ -292,13 +369,19 @@ def _relinked(
 ) -> Link:
     """The link after a reversal: the values ELIZA now holds, and the status they mean."""
     pushed = {**link.pushed, **{k: v for k, v in body.items() if k != f.GROUPS}}
-    if f.GROUPS in body:
-        removed = set(current.get(f.GROUPS) or ()) - set(body[f.GROUPS])
-        pushed[m.GROUPS_ADDED] = [
-            g for g in link.pushed.get(m.GROUPS_ADDED, ()) if g not in removed
-        ]
+    swap = body.get(f.GROUPS)
+    if isinstance(swap, GroupSwap):
+        if m.GROUPS_ADDED in link.pushed:
+            pushed[m.GROUPS_ADDED] = [
+                g for g in link.pushed[m.GROUPS_ADDED] if g not in swap.remove
+            ]
+        if m.MANAGED_GROUPS in link.pushed:
+            managed = set(link.pushed[m.MANAGED_GROUPS]) - set(swap.remove)
+            pushed[m.MANAGED_GROUPS] = sorted(managed | set(swap.add))
     status, saved = link.status, dict(link.saved)
-    if op in (Op.REACTIVATE, Op.REOPEN):
+    if link.kind == Kind.GROUP:
+        status = LinkStatus.DEACTIVATED if op == Op.EMPTY else LinkStatus.ACTIVE
+    elif op in (Op.REACTIVATE, Op.REOPEN):
         status, saved = LinkStatus.ACTIVE, {}
     elif op == Op.DEACTIVATE:
         status = LinkStatus.DEACTIVATED

@@ -3,23 +3,32 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
+from collections import Counter
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from e2e_helpers import eliza_person_of, eliza_user_of, pick, sync, writes
+from e2e_helpers import eliza_person_of, eliza_user_of, in_scope, pick, sync, writes
 
 from deltasync import service
 from deltasync.config import Config
 from deltasync.engine import RunOptions
 from deltasync.errors import UsageError
+from deltasync.models import Kind
 from deltasync.sandbox.server import Sandbox
 
 pytestmark = pytest.mark.sandbox(users=40, seed=3, page_size=15)
+WATCH = [sys.executable, "-m", "deltasync", "watch"]
 TODAY = datetime.now(ZoneInfo("Europe/Zurich")).date().isoformat()
 
 
@@ -131,6 +140,130 @@ def test_undo_refuses_an_object_a_later_run_changed(sandbox: Sandbox, config: Co
     assert eliza_person_of(sandbox, entra["id"])[0]["position"] == entra["jobTitle"]
 
 
+def _group_id(sandbox: Sandbox, name: str) -> str:
+    (found,) = [g["id"] for g in sandbox.graph.groups() if g["displayName"] == name]
+    return str(found)
+
+
+def _custom(sandbox: Sandbox, entra_id: str) -> dict[str, Any]:
+    (found,) = [g for g in sandbox.eliza.customgroups.values() if g["remote_key"] == entra_id]
+    return found
+
+
+def _members(sandbox: Sandbox, group: str, *, inside: bool) -> list[dict[str, Any]]:
+    """In-scope users that are (or are not) direct members of the Entra group."""
+    members = set(sandbox.graph.group(group)["members"])
+    return [u for u in in_scope(sandbox) if (u["id"] in members) == inside]
+
+
+def _with_groups(config: Config, **changes: Any) -> Config:
+    return dataclasses.replace(config, groups=dataclasses.replace(config.groups, **changes))
+
+
+@pytest.mark.sandbox(users=40, seed=3, page_size=15, sync_groups=True)
+def test_undo_of_group_changes_restores_memberships_names_and_a_deleted_group_exactly(
+    sandbox: Sandbox, config: Config
+) -> None:
+    deleting = _with_groups(config, delete_removed=True)
+    sync(deleting)
+    kader, pflege = _group_id(sandbox, "Kader"), _group_id(sandbox, "Abteilung Pflege")
+    leads, verkauf = _group_id(sandbox, "Teamleitungen"), _group_id(sandbox, "Abteilung Verkauf")
+    joiner = _members(sandbox, kader, inside=False)[0]
+    leaver = _members(sandbox, pflege, inside=True)[0]
+    springers = [u["id"] for u in _members(sandbox, kader, inside=False)[1:3]]
+    hand_made = sandbox.eliza.add_customgroup("Betriebsfeuerwehr")["id"]
+    (joiner_user,) = eliza_user_of(sandbox, joiner["id"])
+    sandbox.eliza._data["user"][joiner_user["id"]]["groups"].append(hand_made)
+    verkauf_id = _custom(sandbox, verkauf)["id"]
+    outside = sandbox.eliza.add_user(username="aushilfe.verkauf", groups=[1, verkauf_id])["id"]
+    sandbox.graph.add_member(kader, joiner["id"])
+    sandbox.graph.remove_member(pflege, leaver["id"])
+    sandbox.graph.update_group(leads, displayName="Teamleads")
+    springer = sandbox.graph.add_group(displayName="Springer", members=springers)
+    sandbox.graph.hard_delete(verkauf)
+    before = {**_eliza(sandbox), "groups": sandbox.eliza.customgroups}
+
+    bad = sync(deleting)
+    assert bad.exit_code == 0, bad.as_dict()
+    ops = sorted((a["kind"], a["op"]) for a in bad.actions if a["kind"] == "group")
+    assert ops == [("group", "create"), ("group", "delete"), ("group", "update")]
+    assert verkauf_id not in sandbox.eliza.customgroups
+    assert verkauf_id not in sandbox.eliza.users[outside]["groups"]
+
+    sandbox.eliza.reset_log()
+    dry = service.run_undo(config, bad.run_id or 0, dry_run=True)
+    assert writes(sandbox) == [] and dry.exit_code == 0, dry.as_dict()
+    shown = {(a["label"], a["kind"]): a for a in dry.actions}
+    assert shown[(joiner["userPrincipalName"], "user")]["groups"] == ["−Kader"]
+    assert shown[(leaver["userPrincipalName"], "user")]["groups"] == ["+Abteilung Pflege"]
+    assert shown[("Teamleads", "group")]["changes"]["name"] == ["Teamleads", "Teamleitungen"]
+    assert shown[("Abteilung Verkauf", "group")]["op"] == "create"
+    assert shown[("Springer", "group")]["op"] == "empty"
+
+    report = service.run_undo(config, bad.run_id or 0)
+    assert report.exit_code == 0, report.as_dict()
+    groups = sandbox.eliza.customgroups
+    (again,) = [g for g in groups.values() if g["remote_key"] == verkauf]
+    renumber = {verkauf_id: again["id"]}
+    assert _plain(again) | {"id": verkauf_id, "uuid": None, "created": None} == _plain(
+        before["groups"][verkauf_id]
+    ) | {"uuid": None, "created": None}
+    springer_id = _custom(sandbox, springer)["id"]
+    assert groups[springer_id]["name"] == "Springer"  # created by the run: kept, unlinked
+    after = _eliza(sandbox)
+    for oid, old in before["users"].items():
+        restored = {**old, "groups": sorted(renumber.get(g, g) for g in old["groups"])}
+        assert after["users"][oid] == restored, oid
+    assert not any(springer_id in u["groups"] for u in after["users"].values())
+    assert hand_made in after["users"][joiner_user["id"]]["groups"]
+    assert after["persons"] == before["persons"]
+    for gid, old in before["groups"].items():
+        if gid != verkauf_id:
+            assert _plain(groups[gid]) == _plain(old), gid
+    with service.store_for(config) as store:
+        links = {lk.entra_id: lk for lk in store.all_links(Kind.GROUP)}
+    assert springer not in links  # unlinked
+    assert links[verkauf].eliza_id == again["id"] and links[verkauf].status.value == "active"
+    assert links[leads].pushed["name"] == "Teamleitungen"
+
+
+@pytest.mark.sandbox(users=40, seed=3, page_size=15, sync_groups=True)
+def test_undo_refuses_a_group_renamed_by_hand_and_a_user_whose_groups_changed_since(
+    sandbox: Sandbox, config: Config
+) -> None:
+    sync(config)
+    kader, leads = _group_id(sandbox, "Kader"), _group_id(sandbox, "Teamleitungen")
+    joiner, other, later = _members(sandbox, kader, inside=False)[:3]
+    for user in (joiner, other, later):
+        sandbox.graph.add_member(kader, user["id"])
+    sandbox.graph.update_group(leads, displayName="Teamleads")
+    bad = sync(config)
+    assert bad.exit_code == 0, bad.as_dict()
+    sandbox.graph.add_member(_group_id(sandbox, "Abteilung Pflege"), later["id"])
+    next_run = sync(config)
+    assert next_run.counts() == {"user": {"update": 1}}, next_run.as_dict()
+    group = _custom(sandbox, leads)
+    _edit_by_hand(config, "customgroup", group["id"], name="Teamleitung (von Hand)")
+    kader_id = _custom(sandbox, kader)["id"]
+    (user,) = eliza_user_of(sandbox, joiner["id"])
+    _edit_by_hand(config, "user", user["id"], groups=[g for g in user["groups"] if g != kader_id])
+    report = service.run_undo(config, bad.run_id or 0)
+    assert report.exit_code == 3, report.as_dict()
+    refused = {c["label"]: c["message"] for c in report.conflicts}
+    hand = "Teamleitung (von Hand)"  # a group is listed under its name in ELIZA now
+    assert set(refused) == {hand, joiner["userPrincipalName"], later["userPrincipalName"]}
+    assert refused[later["userPrincipalName"]] == (
+        f"changed again since, by run {next_run.run_id}; --force undoes it anyway"
+    )
+    assert "name is 'Teamleitung (von Hand)', the run wrote 'Teamleads'" in refused[hand]
+    assert "Kader (added by the run) is gone" in refused[joiner["userPrincipalName"]]
+    assert _custom(sandbox, leads)["name"] == "Teamleitung (von Hand)"
+    assert kader_id not in eliza_user_of(sandbox, other["id"])[0]["groups"]  # undone
+    forced = service.run_undo(config, bad.run_id or 0, force=True)
+    assert forced.exit_code == 0, forced.as_dict()
+    assert _custom(sandbox, leads)["name"] == "Teamleitungen"
+
+
 def test_sync_user_makes_one_graph_request_and_only_that_users_writes_then_sync_writes_nothing(
     sandbox: Sandbox, config: Config
 ) -> None:
@@ -224,6 +357,96 @@ def test_watch_deactivates_a_disabled_account_within_two_intervals_and_idles_at_
     # sandbox's extra empty page
     assert result.graph_requests == result.cycles + 1, result
     assert service.run_sync(config, RunOptions()).exit_code == 0  # the lease was released
+
+
+@pytest.mark.sandbox(users=80, seed=3, page_size=50)
+def test_sigterm_stops_a_watch_process_between_objects_releases_the_lease_and_loses_nothing(
+    sandbox: Sandbox, config: Config, tmp_path: Path
+) -> None:
+    sync(config)
+    users = in_scope(sandbox)
+    for u in users:
+        sandbox.graph.update_user(u["id"], surname=f"{u.get('surname') or ''}-Neu")
+    sandbox.eliza.delay_s = 0.15  # a slow ELIZA: the signal lands in the middle of the push
+    sandbox.eliza.reset_log()
+    env = {**os.environ, **sandbox.env}
+    log = tmp_path / "watch.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [*WATCH, "-c", str(sandbox.config_path), "--interval", "1"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 60
+            while sandbox.eliza.write_count < 10 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            proc.send_signal(signal.SIGTERM)
+            rc = proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    text = log.read_text()
+    assert rc == 0, text
+    assert "watch: stopped (SIGTERM)" in text, text
+    stopped_at = len(writes(sandbox))
+    assert 10 <= stopped_at < 2 * len(users), text  # it stopped before the cycle's end
+    sandbox.eliza.delay_s = 0
+    with service.store_for(config) as store:
+        assert store.lease_info() is None  # released, not left for a takeover
+    following = sync(config)
+    assert following.exit_code == 0, following.as_dict()
+    assert not [w for w in following.warnings if "lease" in w]
+    assert set(following.counts()) <= {"user", "person"}
+    assert all(set(ops) == {"update"} for ops in following.counts().values())
+    per_path = Counter(w.path for w in writes(sandbox))
+    assert per_path and max(per_path.values()) == 1  # no object written twice
+    assert len(per_path) == 2 * len(users)  # every user and person exactly once, in all
+    for u in users:
+        (user,) = eliza_user_of(sandbox, u["id"])
+        (person,) = eliza_person_of(sandbox, u["id"])
+        assert user["last_name"] == person["nachname"] == f"{u.get('surname') or ''}-Neu"
+    assert sync(config).counts() == {}
+
+
+def test_a_config_file_changed_while_watching_is_not_reloaded_and_the_loop_says_so(
+    sandbox: Sandbox, config: Config
+) -> None:
+    sync(config)
+    logged: list[str] = []
+    stop = service.Stop()
+    box: dict[str, Any] = {}
+    thread = threading.Thread(
+        target=lambda: box.update(
+            result=service.run_watch(
+                config,
+                interval_s=0.3,
+                config_path=sandbox.config_path,
+                log=logged.append,
+                stop=stop,
+            )
+        ),
+        daemon=True,
+    )
+    thread.start()
+    time.sleep(0.5)
+    original = sandbox.config_path.read_text()
+    sandbox.config_path.write_text(original + "\nthis is: [not valid yaml\n")
+    (entra,) = pick(sandbox)
+    sandbox.graph.update_user(entra["id"], jobTitle="Trotzdem")
+    deadline = time.monotonic() + 10
+    while eliza_person_of(sandbox, entra["id"])[0]["position"] != "Trotzdem":
+        assert time.monotonic() < deadline, logged
+        time.sleep(0.05)
+    time.sleep(0.7)  # more cycles after the change: the warning is given once
+    stop.set("test")
+    thread.join(10)
+    sandbox.config_path.write_text(original)
+    warnings = [line for line in logged if "changed; watch keeps running" in line]
+    assert len(warnings) == 1 and "restart it to apply the change" in warnings[0], logged
+    assert box["result"].failed_cycles == 0 and box["result"].cycles >= 4
 
 
 def test_the_commands_sync_user_undo_and_state_runs_print_the_trace_and_the_marks(
