@@ -157,7 +157,8 @@ def sandbox(size: int, args: argparse.Namespace, tmp: Path) -> Iterator[Sandbox]
         seed=args.seed,
         eliza_latency_ms=args.latency_ms,
         eliza_log_limit=50_000,
-        groups=args.groups,
+        groups=args.groups if args.groups is not None else max(1, size // 50),
+        sync_groups=not args.no_groups,
     )
     gc.freeze()  # as `sandbox serve` does: the seeded tenant is never garbage
     print(f"  sandbox of {size} users ready in {time.perf_counter() - started:.1f}s", flush=True)
@@ -206,7 +207,7 @@ def scenarios(b: Bench, args: argparse.Namespace) -> list[Figure]:
     f.ok = f.push_s is not None and f.push_s <= bound and f.rss_mb < RSS_LIMIT_MB
     figs.append(f)
     f = b.sync("idle run")
-    resources = 2 if args.groups else 1
+    resources = 1 if args.no_groups else 2
     f.target = f"graph = {resources}, eliza = 0, wall < {IDLE_WALL_S}s"
     f.ok = f.graph == resources and f.eliza == 0 and f.wall_s < IDLE_WALL_S
     figs.append(f)
@@ -303,7 +304,8 @@ def markdown(figs: list[Figure]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--users", type=int, nargs="+", default=[5000])
-    parser.add_argument("--groups", type=int, default=0)
+    parser.add_argument("--groups", type=int, default=None)
+    parser.add_argument("--no-groups", action="store_true")
     parser.add_argument("--latency-ms", type=float, default=20.0)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seed", type=int, default=7)
