@@ -223,6 +223,35 @@ class FakeStore:
             )
         )
 
+    def write_records(
+        self,
+        journal_rows: Sequence[tuple[int, str, Kind, str, int | None, Mapping[str, Any]]],
+        links: Sequence[tuple[str, Kind, Link | None]],
+        settled: Sequence[tuple[str, int]],
+    ) -> None:
+        """As one transaction: every record is checked (a crash applies none), then applied."""
+        for _ in journal_rows:
+            self._write("journal")
+        for _, _, item in links:
+            self._write("save_link" if item is not None else "delete_link")
+        for _ in settled:
+            self._write("settle")
+        for run_id, entra_id, kind, action, eliza_id, changes in journal_rows:
+            self.entries.append(
+                JournalEntry(
+                    len(self.entries) + 1, run_id, NOW, entra_id, kind, action, eliza_id, changes
+                )
+            )
+        for entra_id, kind, item in links:
+            if item is None:
+                self.links.pop((entra_id, kind), None)
+            else:
+                self.links[(entra_id, kind)] = item
+        for entra_id, version in settled:
+            resource, obj = self.mirror[entra_id]
+            if obj.settled_version < version:
+                self.mirror[entra_id] = (resource, dataclass_replace(obj, settled_version=version))
+
     def save_link(self, item: Link) -> None:
         self._write("save_link")
         self.links[(item.entra_id, item.kind)] = item

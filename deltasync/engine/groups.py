@@ -77,10 +77,14 @@ class _GroupPush(_Push):
     def __init__(self, run: Run, plan: Plan, rnd: GroupRound) -> None:
         super().__init__(run, plan)
         self.rnd = rnd
+        self.listing = asyncio.Lock()  # the concurrent creates list ELIZA's groups once
 
     async def create(self, a: Action, version: int) -> None:
         if a.kind == Kind.GROUP and self.run.group_rows is None:
-            self.run.group_rows = await self.run.target.list_all(self.run.names.CUSTOMGROUP)
+            async with self.listing:
+                if self.run.group_rows is None:
+                    rows = await self.run.target.list_all(self.run.names.CUSTOMGROUP)
+                    self.run.group_rows = rows
         await super().create(a, version)
         self.rnd.newly_linked.add(a.entra_id)
 

@@ -83,21 +83,34 @@ class Ledger:
         self.run_id = run_id
         self.now = now
         self._failed: set[str] = set()  # Entra ids with a recorded failure
-        self._pending: list[Callable[[], object]] = []  # store writes not yet committed
+        # records not yet committed: the hot ones typed (written in bulk), failures as calls
+        self._journal: list[tuple[int, str, Kind, str, int | None, Mapping[str, Any]]] = []
+        self._links: list[tuple[str, Kind, Link | None]] = []
+        self._settled: list[tuple[str, int]] = []
+        self._calls: list[Callable[[], object]] = []
+        self._count = 0
 
-    def _later(self, write: Callable[[], object]) -> None:
-        self._pending.append(write)
-        if len(self._pending) >= FLUSH_EVERY:
+    def _later(self) -> None:
+        self._count += 1
+        if self._count >= FLUSH_EVERY:
             self.flush()
 
-    def flush(self, *then: Callable[[], object]) -> None:
-        """Commit every waiting record, then ``then``, in call order and one transaction."""
-        writes, self._pending = [*self._pending, *then], []
-        if not writes:
+    def flush(self) -> None:
+        """Commit every waiting record in one transaction.
+
+        Journal rows keep their order, and so do link saves and removals; failures (their own
+        table) go first, in call order.
+        """
+        journal, links, settled = self._journal, self._links, self._settled
+        calls = self._calls
+        self._journal, self._links, self._settled, self._calls = [], [], [], []
+        self._count = 0
+        if not (journal or links or settled or calls):
             return
         with self.store.batch():
-            for write in writes:
-                write()
+            for call in calls:
+                call()
+            self.store.write_records(journal, links, settled)
 
     def known_failures(self, entra_ids: Iterable[str]) -> None:
         """Objects with a failure from earlier runs: a success clears it."""
@@ -106,7 +119,8 @@ class Ledger:
     def creating(self, entra_id: str, kind: Kind) -> None:
         """The journal marker of a create about to be sent: committed (with what waits)
         before this returns, so a lost POST response leaves it behind."""
-        self.flush(lambda: self.store.journal(self.run_id, entra_id, kind, CREATING, None, {}))
+        self._journal.append((self.run_id, entra_id, kind, CREATING, None, {}))
+        self.flush()
 
     def create_pending(self, entra_id: str, kind: Kind) -> bool:
         """The journal shows an earlier create of this object whose outcome was never recorded."""
@@ -121,20 +135,25 @@ class Ledger:
         if action.groups_written is not None:
             before, after = action.groups_written
             changes[GROUPS] = [list(before), list(after)]
-        args = (self.run_id, action.entra_id, action.kind, action.op.value, eliza_id, changes)
-        self._later(lambda: self.store.record_push(kept, *args))
+        self._links.append((action.entra_id, action.kind, kept))
+        self._journal.append(
+            (self.run_id, action.entra_id, action.kind, action.op.value, eliza_id, changes)
+        )
+        self._later()
 
     def forget(self, entra_id: str, kind: Kind, eliza_id: int | None = None) -> None:
         """The linked object is gone from ELIZA: drop the link, journal it (``gone``); the
         object is created again on the next run."""
-        self._later(lambda: self.store.delete_link(entra_id, kind))
-        self._later(lambda: self.store.journal(self.run_id, entra_id, kind, GONE, eliza_id, {}))
+        self._links.append((entra_id, kind, None))
+        self._journal.append((self.run_id, entra_id, kind, GONE, eliza_id, {}))
+        self._later()
 
     def relink(self, link: Link) -> None:
         """A link's status changed without a write to ELIZA (protected, or no longer)."""
         # committed at once (with what waits): a deprovisioning's memory must be stored
         # before the write it remembers for
-        self.flush(lambda: self.store.save_link(link))
+        self._links.append((link.entra_id, link.kind, link))
+        self.flush()
 
     def failed(
         self,
@@ -149,17 +168,19 @@ class Ledger:
         """An action failed or conflicted: it is retried after its backoff."""
         self._failed.add(entra_id)
         now = self.now()
-        self._later(
+        self._calls.append(
             lambda: self.store.record_failure(
                 entra_id, kind, op, category, message, detail, version, now
             )
         )
+        self._later()
 
     def succeeded(self, entra_id: str) -> None:
         """Every action of the object went through: clear its failures."""
         if entra_id in self._failed:
-            self._later(lambda: self._clear_failures(entra_id))
+            self._calls.append(lambda: self._clear_failures(entra_id))
             self._failed.discard(entra_id)
+            self._later()
 
     def _clear_failures(self, entra_id: str) -> None:
         for kind in Kind:
@@ -167,7 +188,8 @@ class Ledger:
 
     def settle(self, entra_id: str, version: int) -> None:
         """The object's mirror version is fully pushed."""
-        self._later(lambda: self.store.settle(entra_id, version))
+        self._settled.append((entra_id, version))
+        self._later()
 
     def plan_current(self, fingerprint: str) -> None:
         """Every object is planned under these settings (nothing left for later runs); after

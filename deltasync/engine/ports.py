@@ -172,6 +172,15 @@ class Store(Protocol):
         changes: Mapping[str, Any],
     ) -> None: ...
 
+    def write_records(
+        self,
+        journal_rows: Sequence[tuple[int, str, Kind, str, int | None, Mapping[str, Any]]],
+        links: Sequence[tuple[str, Kind, Link | None]],
+        settled: Sequence[tuple[str, int]],
+    ) -> None:
+        """Journal rows, link saves (None: removal) in order, and settled versions, in bulk."""
+        ...
+
     def save_link(self, item: Link) -> None: ...
 
     def delete_link(self, entra_id: str, kind: Kind) -> None: ...

@@ -87,6 +87,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
     server_version = "deltasync-sandbox"
     sys_version = ""
     timeout = 60
+    # headers and body go out in two writes: with Nagle's algorithm the body waits for the
+    # client's delayed ACK (~40 ms on Linux), longer than the latency the sandbox simulates
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:

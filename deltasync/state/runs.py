@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Row, func, insert, select, update
@@ -10,6 +10,7 @@ from sqlalchemy import Connection, Row, func, insert, select, update
 from deltasync.models import JournalEntry, Kind, Link, RunRecord
 from deltasync.state.base import StoreBase, plain, utcnow
 from deltasync.state.links import delete_link_row, save_link_row
+from deltasync.state.records import JournalRow, LinkOp, write_records
 from deltasync.state.tables import journal, run
 
 
@@ -92,6 +93,17 @@ class RunStore(StoreBase):
             else:
                 save_link_row(conn, item)
             _journal(conn, run_id, entra_id, kind, action, eliza_id, changes)
+
+    def write_records(
+        self,
+        journal_rows: Sequence[JournalRow],
+        links: Sequence[LinkOp],
+        settled: Sequence[tuple[str, int]],
+    ) -> None:
+        """A batch of the push's records, one prepared statement per kind (see
+        :mod:`deltasync.state.records`), in one transaction (or the open batch)."""
+        with self._write() as conn:
+            write_records(conn, journal_rows, links, settled)
 
     def journal_for(self, entra_id: str, limit: int = 50) -> list[JournalEntry]:
         """The last ``limit`` journal entries of one object, newest first."""

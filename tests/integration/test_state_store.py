@@ -579,6 +579,34 @@ def test_record_push_stores_link_and_journal_together_or_neither(store: StateSto
     assert [e.action for e in store.journal_for("a")] == ["end", "create"]
 
 
+def test_write_records_keeps_the_order_in_bulk_or_writes_nothing(store: StateStore) -> None:
+    full_round(store, user("a", mail="a@x"), user("b", mail="b@x"))
+    store.save_link(make_link("a", 1))
+    store.write_records(
+        [(5, "a", Kind.USER, "end", 1, {}), (5, "b", Kind.USER, "create", 2, {"mail": "b@x"})],
+        [
+            ("a", Kind.USER, None),  # a removal, then a save of the same key: in that order
+            ("a", Kind.USER, make_link("a", 3, pushed_version=2)),
+            ("b", Kind.USER, make_link("b", 2)),
+            ("b", Kind.USER, make_link("b", 2, pushed={"mail": "b@x"})),
+        ],
+        [("a", 1), ("b", obj(store, "b").version)],
+    )
+    links = store.links_for(["a", "b"])
+    assert (links["a"][Kind.USER].eliza_id, links["b"][Kind.USER].pushed) == (3, {"mail": "b@x"})
+    assert obj(store, "b").settled_version == obj(store, "b").version
+    assert obj(store, "a").settled_version == 1
+    assert [e.action for e in store.journal_for("b")] == ["create"]
+    with pytest.raises(ConflictError, match="already linked"):  # ELIZA #2 is b's
+        store.write_records(
+            [(6, "c", Kind.USER, "match", 2, {})],
+            [("c", Kind.USER, make_link("c", 2))],
+            [("a", obj(store, "a").version)],
+        )
+    assert store.links_for(["c"]) == {} and store.journal_for("c") == []
+    assert obj(store, "a").settled_version == 1
+
+
 def test_save_link_replaces_the_existing_link(store: StateStore) -> None:
     store.save_link(make_link("a", 1))
     store.save_link(make_link("a", 2, pushed={"username": "new"}, pushed_version=3))

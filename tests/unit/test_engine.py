@@ -42,10 +42,12 @@ def test_a_first_run_records_in_the_commit_order() -> None:
         "state.set_meta",  # ELIZA's fields checked for this mapping, before any write
         "state.journal",  # user: "creating"
         "eliza.create",  # POST
-        "state.record_push",  # link + journal, in one transaction
-        "state.journal",  # person: "creating"
+        "state.journal",  # user: "create", with its link, in one transaction ...
+        "state.journal",  # ... that commits the person's "creating" before its POST
+        "state.save_link",
         "eliza.create",
-        "state.record_push",
+        "state.journal",
+        "state.save_link",
         "state.settle",
         "state.set_meta",  # the plan fingerprint, last
     ]
@@ -60,7 +62,7 @@ def test_a_first_run_records_in_the_commit_order() -> None:
         ("store", "journal"),  # the "creating" marker
         ("target", "create"),  # the POST never reached ELIZA
         ("target", "create:after"),  # ELIZA created it, the response was lost
-        ("store", "record_push"),  # link + journal
+        ("store", "save_link"),  # link + journal
         ("store", "settle"),
         ("store", "set_meta"),  # the plan fingerprint
     ],
@@ -76,7 +78,7 @@ def test_a_crash_at_any_step_converges_on_the_next_run(where: str, step: str) ->
 
 def test_a_lost_link_commit_leaves_the_marker_and_the_rerun_links_without_a_second_post() -> None:
     store, target = FakeStore(), FakeTarget()
-    store.fail["record_push"] = Crash("record_push")
+    store.fail["save_link"] = Crash("save_link")
     with pytest.raises(Crash):
         run(store, target)
     assert [(e.kind, e.action) for e in store.entries] == [(Kind.USER, "creating")]
@@ -171,12 +173,14 @@ def test_the_ledger_writes_behind_in_the_commit_order_with_one_transaction_per_b
         "batch",
         "state.journal",  # user: "creating", committed before its POST
         "eliza.create",
-        "batch",  # the person's marker carries the user's link along
-        "state.record_push",
+        "batch",  # the person's marker carries the user's link and journal entry along
         "state.journal",
+        "state.journal",
+        "state.save_link",
         "eliza.create",
         "batch",  # the end of the push: what is left
-        "state.record_push",
+        "state.journal",
+        "state.save_link",
         "state.settle",
         "state.set_meta",
     ]
