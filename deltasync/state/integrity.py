@@ -19,7 +19,14 @@ from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from deltasync.errors import StateDamagedError
-from deltasync.state.database import describe, is_locked, locked_error, mask_url, sqlite_file
+from deltasync.state.database import (
+    describe,
+    is_locked,
+    locked_error,
+    mask_url,
+    sqlite_file,
+    waiting_for_locks,
+)
 from deltasync.state.tables import metadata
 
 CORRUPT_SUFFIX = ".corrupt-"
@@ -62,7 +69,10 @@ def verify_schema(engine: Engine) -> None:
     try:
         with engine.connect() as conn:
             try:
-                _probe(conn, names)
+                if conn.dialect.name == "postgresql":  # a table lock: a short, stated wait
+                    waiting_for_locks(conn, engine.url, lambda c: _probe(c, names))
+                else:
+                    _probe(conn, names)
                 return
             except SQLAlchemyError as exc:
                 if is_locked(exc):
