@@ -42,9 +42,20 @@ def damaged(url: str, what: str) -> StateDamagedError:
     head = f"the state database {mask_url(url)} is damaged: {what}"
     if sqlite_file(url) is not None:
         return StateDamagedError(head)
-    return StateDamagedError(
-        f"{head}. deltasync never moves or drops a server database: restore a backup, or "
-        "drop and re-create the database (or point state.url at a new, empty one); " + CACHE_NOTE
+    return StateDamagedError(f"{head}. {what_to_do(url)}")
+
+
+def what_to_do(url: str) -> str:
+    """What an administrator does about a damaged database at ``url`` (``check``'s fix)."""
+    path = sqlite_file(url)
+    if path is not None:
+        return (
+            f"the next sync moves it aside as {path.name}{CORRUPT_SUFFIX}<UTC time> and starts "
+            "a fresh one (or restore a backup first); " + CACHE_NOTE
+        )
+    return (
+        "deltasync never moves or drops a server database: restore a backup, or drop and "
+        "re-create the database (or point state.url at a new, empty one); " + CACHE_NOTE
     )
 
 
