@@ -17,10 +17,10 @@ reference to another object is compared by that object's key).
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import random
 import signal
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -37,7 +37,6 @@ from sqlalchemy import Engine, event
 
 from deltasync.config import Config
 from deltasync.engine import RunReport
-from deltasync.errors import LeaseHeldError
 from deltasync.sandbox.eliza import ElizaSim
 from deltasync.sandbox.server import Sandbox
 
@@ -52,19 +51,39 @@ VOLATILE = frozenset({"id", "uuid", "created", "modified", "last_login"})
 class Point:
     kind: str  # one of KINDS
     n: int  # 1-based count of that kind within the run
+    where: str = field(default="", compare=False)  # e.g. "groups page", "group POST"
 
     def __str__(self) -> str:
-        return f"{self.kind}:{self.n}"
+        return f"{self.kind}:{self.n}" + (f" ({self.where})" if self.where else "")
 
 
 @dataclass
 class Counts:
-    """How many of each countable event one clean run made."""
+    """How many of each countable event one clean run made, and where the group round's
+    events fell among them (1-based counts of their kind)."""
 
     graph: int
     eliza: int
     writes: int
     commits: int
+    group_pages: list[int] = field(default_factory=list)  # Graph requests of /groups/delta
+    member_commits: list[int] = field(default_factory=list)  # a page with members@delta
+    group_posts: list[int] = field(default_factory=list)  # ELIZA writes: POST customgroup
+    group_patches: list[int] = field(default_factory=list)  # ELIZA writes: a user's groups
+
+    def group_points(self) -> list[Point]:
+        """Points inside the group round: between groups pages (a later page's request),
+        inside a page transaction holding ``members@delta``, a custom group's POST applied
+        before its link commit, a user's ``groups`` PATCH applied, unanswered."""
+        return [
+            *(Point("graph", n, "between groups pages") for n in self.group_pages[1:]),
+            *(
+                Point("before-commit", n, "groups page with members@delta")
+                for n in self.member_commits
+            ),
+            *(Point("eliza-write", n, "group POST before its link") for n in self.group_posts),
+            *(Point("eliza-write", n, "user groups PATCH") for n in self.group_patches),
+        ]
 
     def of(self, kind: str) -> int:
         return {
@@ -92,18 +111,54 @@ class CommitCounter:
 
 
 def measure(sandbox: Sandbox, commits: CommitCounter, run: Callable[[], RunReport]) -> Counts:
-    """Run ``run`` (a clean in-process sync of ``sandbox``) and count what it did."""
+    """Run ``run`` (a clean in-process sync of ``sandbox``) and count what it did, noting
+    where the group round's pages, commits and writes fell."""
     sandbox.graph.reset_log()
     sandbox.eliza.reset_log()
     before = commits.n
-    report = run()
+    counts = Counts(0, 0, 0, 0)
+    graph_seen = itertools.count(1)
+    writes_seen = itertools.count(1)
+
+    def on_graph(
+        phase: str, request: httpx.Request, response: httpx.Response | None
+    ) -> httpx.Response | None:
+        if phase == "answered" and response is not None:
+            n = next(graph_seen)
+            if "/groups/delta" in request.url.path:
+                counts.group_pages.append(n)
+                if b"members@delta" in response.content:
+                    # the client commits this page next; no other commit runs meanwhile
+                    counts.member_commits.append(commits.n - before + 1)
+        return None
+
+    def on_eliza(
+        phase: str, request: httpx.Request, response: httpx.Response | None
+    ) -> httpx.Response | None:
+        if phase == "received" and request.method in WRITE_METHODS:
+            n = next(writes_seen)
+            path = request.url.path
+            if request.method == "POST" and path.rstrip("/").endswith("/customgroup"):
+                counts.group_posts.append(n)
+            elif request.method == "PATCH" and "/api/user/" in path and _sends_groups(request):
+                counts.group_patches.append(n)
+        return None
+
+    sandbox.graph_server.hook, sandbox.eliza_server.hook = on_graph, on_eliza
+    try:
+        report = run()
+    finally:
+        sandbox.graph_server.hook = sandbox.eliza_server.hook = None
     assert report.exit_code == 0, report.as_dict()
-    return Counts(
-        graph=sandbox.graph.request_count,
-        eliza=sandbox.eliza.request_count,
-        writes=sandbox.eliza.write_count,
-        commits=commits.n - before,
-    )
+    counts.graph = sandbox.graph.request_count
+    counts.eliza = sandbox.eliza.request_count
+    counts.writes = sandbox.eliza.write_count
+    counts.commits = commits.n - before
+    return counts
+
+
+def _sends_groups(request: httpx.Request) -> bool:
+    return "groups" in json.loads(request.content or b"{}")
 
 
 def spread(total: int, k: int, rng: random.Random) -> list[int]:
@@ -194,7 +249,7 @@ class Child:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env.pop("DELTASYNC_FAILPOINT", None)
         if point.kind in COMMIT_KINDS:
-            env["DELTASYNC_FAILPOINT"] = str(point)
+            env["DELTASYNC_FAILPOINT"] = f"{point.kind}:{point.n}"
         switch.arm(point if point.kind in REQUEST_KINDS else None)
         self.runs += 1
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -219,25 +274,17 @@ class Child:
 
 @dataclass
 class Recovery:
-    """The rerun after a kill, as an administrator would do it; what it took."""
+    """The rerun after a kill, as an administrator would do it: just ``sync`` again. The
+    killed run's lease is taken over at once (its process on this host is gone); how many
+    reruns did that is counted."""
 
-    lease_waits: int = 0
-    notes: list[str] = field(default_factory=list)
+    takeovers: int = 0
 
     def rerun(self, sandbox: Sandbox, config: Config) -> RunReport:
-        """``sync`` once more; a dead run's lease is waited out (its expiry moved to now)."""
-        try:
-            return sync(config)
-        except LeaseHeldError:
-            self.lease_waits += 1
-            expire_lease(sandbox.workdir / "state" / "deltasync.db")
-            return sync(config)
-
-
-def expire_lease(db: Path) -> None:
-    """The two minutes a killed run's lease blocks others pass (the lease itself is kept)."""
-    with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE lease SET expires_at = '2000-01-01 00:00:00.000000'")
+        report = sync(config)
+        if any("took over the lease of" in w for w in report.warnings):
+            self.takeovers += 1
+        return report
 
 
 def eliza_view(sim: ElizaSim) -> tuple[dict[str, Any], list[str]]:
@@ -311,12 +358,17 @@ def differences(got: dict[str, Any], want: dict[str, Any]) -> list[str]:
     return out
 
 
+USER_OPS = ("rename", "title", "disable", "enable", "new", "delete", "restore", "manager")
+GROUP_OPS = ("join", "leave", "rename group", "new group")
+
+
 class TenantChanges:
     """Seeded random tenant changes, applied identically to several sandboxes' tenants."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, *, groups: bool = False) -> None:
         self.rng = random.Random(f"changes:{seed}")
         self.serial = 0
+        self.groups = groups  # also change groups: members, names, new groups
 
     def step(self, reference: Sandbox, others: list[Sandbox]) -> list[str]:
         """Choose 1-3 changes from ``reference``'s tenant and apply them to all; their names."""
@@ -328,17 +380,22 @@ class TenantChanges:
             enabled = [u for u in internal if u.get("accountEnabled")]
             disabled = [u for u in internal if not u.get("accountEnabled")]
             deleted = sorted(graph.deleted_users(), key=lambda u: str(u["id"]))
-            op = self.rng.choice(
-                ["rename", "title", "disable", "enable", "new", "delete", "restore", "manager"]
-            )
-            calls = self._calls(op, enabled, disabled, deleted)
+            op = self.rng.choice([*USER_OPS, *(GROUP_OPS if self.groups else ())])
+            if op in GROUP_OPS:
+                groups = sorted(graph.groups(), key=lambda g: str(g["id"]))
+                calls = self._group_calls(op, enabled, groups)
+            else:
+                calls = self._calls(op, enabled, disabled, deleted)
             if calls is None:
                 continue
             for box in (reference, *others):
                 for name, args, kwargs in calls:
                     getattr(box.graph, name)(*args, **kwargs)
             name, args, kwargs = calls[0]
-            done.append(f"{name} {args[0] if args else kwargs.get('userPrincipalName')}")
+            subject = (
+                args[0] if args else kwargs.get("userPrincipalName", kwargs.get("displayName"))
+            )
+            done.append(f"{name} {subject}")
         return done
 
     def _calls(
@@ -392,3 +449,26 @@ class TenantChanges:
         if other["id"] == who["id"]:
             return None
         return [("set_manager", (uid, str(other["id"])), {})]
+
+    def _group_calls(
+        self, op: str, enabled: list[dict[str, Any]], groups: list[dict[str, Any]]
+    ) -> list[tuple[str, tuple[Any, ...], dict[str, Any]]] | None:
+        rng = self.rng
+        self.serial += 1
+        if op == "new group" or not groups:
+            gid = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+            members = [str(u["id"]) for u in rng.sample(enabled, min(3, len(enabled)))]
+            props = {"id": gid, "displayName": f"Projekt {self.serial}", "members": members}
+            return [("add_group", (), props)]
+        group = rng.choice(groups)
+        gid = str(group["id"])
+        members = set(group["members"])
+        if op == "rename group":
+            return [
+                ("update_group", (gid,), {"displayName": f"{group['displayName']} {self.serial}"})
+            ]
+        if op == "join":
+            outside = [u for u in enabled if u["id"] not in members]
+            return [("add_member", (gid, str(rng.choice(outside)["id"])), {})] if outside else None
+        users = sorted(m for m in members if m in {u["id"] for u in enabled})
+        return [("remove_member", (gid, rng.choice(users)), {})] if users else None

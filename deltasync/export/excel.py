@@ -27,6 +27,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from deltasync.errors import UsageError
+from deltasync.export.paths import can_write_in
 
 USERS_SHEET = "Entra users"
 PLAN_SHEET = "Plan"
@@ -79,7 +80,7 @@ def check_export_path(path: Path) -> None:
         raise UsageError(f"cannot export to {path}: the folder {parent} does not exist")
     if not parent.is_dir():
         raise UsageError(f"cannot export to {path}: {parent} is not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if not can_write_in(parent):
         raise UsageError(f"cannot export to {path}: the folder {parent} is not writable")
 
 

@@ -8,7 +8,6 @@ Plain data in (the JSON run report), file out.
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -18,6 +17,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
 from deltasync.errors import UsageError
+from deltasync.export.paths import can_write_in
 
 PREFIX = "deltasync_"
 #: Series that exist (as 0) in every file, so alerts and graphs never see them vanish.
@@ -35,7 +35,7 @@ def check_metrics_path(path: Path) -> None:
         raise UsageError(f"cannot write metrics to {path}: the folder {parent} does not exist")
     if not parent.is_dir():
         raise UsageError(f"cannot write metrics to {path}: {parent} is not a folder")
-    if not os.access(parent, os.W_OK | os.X_OK):
+    if not can_write_in(parent):
         raise UsageError(f"cannot write metrics to {path}: the folder {parent} is not writable")
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from deltasync.errors import StateStoreError
-from deltasync.state.database import WRITE, describe, json_dumps, mask_url
+from deltasync.state.database import WRITE, describe, is_locked, json_dumps, locked_error, mask_url
 
 CHUNK = 500  # ids per IN (...) list, well below every backend's parameter limit
 
@@ -59,6 +59,8 @@ class StoreBase:
         try:
             yield
         except SQLAlchemyError as exc:
+            if is_locked(exc):  # PostgreSQL's lock_timeout ran out mid-run
+                raise locked_error(self._url) from exc
             raise StateStoreError(f"state database {self._url}: {describe(exc)}") from exc
 
     @contextmanager

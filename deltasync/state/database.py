@@ -1,7 +1,7 @@
 """Engines for the state database.
 
 Everything that depends on the backend lives here: SQLite pragmas and write locking, the
-PostgreSQL connect timeout, and masking the URL in messages. Migrations are in
+PostgreSQL connect and lock timeouts, and masking the URL in messages. Migrations are in
 :mod:`deltasync.state.revision` (cheap check) and :mod:`deltasync.state.migrate` (Alembic).
 """
 
@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, RootTransaction, create_engine, event, make_url
 from sqlalchemy.engine import URL
@@ -26,6 +27,10 @@ BUSY_TIMEOUT_MS = 30_000
 # (after saying so) before the run gives up with exit 75; the next run tries again.
 LOCK_WAIT_S = 10
 PG_CONNECT_TIMEOUT_S = 10
+# PostgreSQL: how long a first try waits for another session's lock before saying it waits.
+PG_FIRST_TRY_MS = 200
+# PostgreSQL's SQLSTATE for "lock_timeout expired" (lock_not_available).
+PG_LOCK_NOT_AVAILABLE = "55P03"
 # Execution option marking a connection that will write: SQLite then takes the write lock
 # at BEGIN, so two processes never both read first and then fail to upgrade their lock.
 WRITE = "deltasync_write"
@@ -34,6 +39,7 @@ WRITE = "deltasync_write"
 _log = logging.getLogger("deltasync.state")
 _LOCKED = ("database is locked", "database table is locked")
 _DAMAGED = ("file is not a database", "database disk image is malformed", "malformed database")
+T = TypeVar("T")
 
 
 def notice(message: str) -> None:
@@ -42,7 +48,10 @@ def notice(message: str) -> None:
 
 
 def is_locked(exc: BaseException) -> bool:
-    """Whether a database error means another process holds a lock (SQLite)."""
+    """Whether a database error means another process holds a lock (SQLite), or another
+    session held one longer than ``lock_timeout`` (PostgreSQL)."""
+    if getattr(getattr(exc, "orig", exc), "sqlstate", None) == PG_LOCK_NOT_AVAILABLE:
+        return True
     return any(m in describe(exc).lower() for m in _LOCKED)
 
 
@@ -52,10 +61,15 @@ def is_damaged(exc: BaseException) -> bool:
 
 
 def locked_error(url: str | URL) -> StateLockedError:
+    holder = (
+        "a process keeping it open (an sqlite3 shell, a backup tool)"
+        if make_url(url).get_backend_name() == "sqlite"
+        else "a session holding a lock on one of its tables (pg_locks, pg_stat_activity)"
+    )
     return StateLockedError(
         f"the state database {mask_url(url)} is locked by another process (waited "
         f"{LOCK_WAIT_S} s); nothing was done, the next run tries again. If this persists, "
-        "look for a process keeping it open (an sqlite3 shell, a backup tool)"
+        f"look for {holder}"
     )
 
 
@@ -105,10 +119,23 @@ def create_state_engine(url: str) -> Engine:
         engine = _sqlite_engine(parsed, options)
     else:
         if parsed.get_backend_name() == "postgresql":
-            options["connect_args"] = {"connect_timeout": PG_CONNECT_TIMEOUT_S}
+            options["connect_args"] = _pg_connect_args(parsed)
         engine = create_engine(parsed, pool_pre_ping=True, **options)
     failpoint.install(engine)  # a test seam; nothing happens unless DELTASYNC_FAILPOINT is set
     return engine
+
+
+def _pg_connect_args(url: URL) -> dict[str, Any]:
+    """Connect timeout, and ``lock_timeout`` as SQLite's busy timeout: a statement waits at
+    most :data:`LOCK_WAIT_S` for another session's lock, then fails (exit 75, not a hang).
+    ``options`` given in the URL are kept."""
+    given = url.query.get("options", "")
+    options = " ".join([*([given] if isinstance(given, str) else given), _pg_lock_option()])
+    return {"connect_timeout": PG_CONNECT_TIMEOUT_S, "options": options.strip()}
+
+
+def _pg_lock_option() -> str:
+    return f"-c lock_timeout={LOCK_WAIT_S * 1000}"
 
 
 def _sqlite_engine(url: URL, options: dict[str, Any]) -> Engine:
@@ -193,3 +220,40 @@ def begin_waiting(conn: Connection, url: str | URL) -> RootTransaction:
             raise
     finally:
         raw.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+
+
+def waiting_for_locks(conn: Connection, url: str | URL, work: Callable[[Connection], T]) -> T:
+    """``work(conn)`` in one transaction; a lock another process or session holds is waited
+    for briefly, saying so (SQLite: :func:`begin_waiting`).
+
+    PostgreSQL: the first try waits :data:`PG_FIRST_TRY_MS`; when another session's lock
+    stops it, the transaction is rolled back, the wait is announced and ``work`` runs again
+    with ``lock_timeout`` at :data:`LOCK_WAIT_S`. ``work`` must be safe to repeat.
+
+    Raises:
+        StateLockedError: still locked after :data:`LOCK_WAIT_S` (exit 75); nothing was done.
+    """
+    if conn.dialect.name != "postgresql":
+        with begin_waiting(conn, url):
+            return work(conn)
+    try:
+        return _pg_try(conn, work, PG_FIRST_TRY_MS)
+    except OperationalError as exc:
+        if not is_locked(exc):
+            raise
+    notice(
+        f"the state database {mask_url(url)} is locked by another session; "
+        f"waiting up to {LOCK_WAIT_S} s"
+    )
+    try:
+        return _pg_try(conn, work, LOCK_WAIT_S * 1000)
+    except OperationalError as exc:
+        if is_locked(exc):
+            raise locked_error(url) from exc
+        raise
+
+
+def _pg_try(conn: Connection, work: Callable[[Connection], T], wait_ms: int) -> T:
+    with conn.begin():
+        conn.exec_driver_sql(f"SET LOCAL lock_timeout = {wait_ms}")
+        return work(conn)

@@ -19,7 +19,14 @@ from sqlalchemy import Connection, Engine, inspect, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from deltasync.errors import StateDamagedError
-from deltasync.state.database import describe, is_locked, locked_error, mask_url, sqlite_file
+from deltasync.state.database import (
+    describe,
+    is_locked,
+    locked_error,
+    mask_url,
+    sqlite_file,
+    waiting_for_locks,
+)
 from deltasync.state.tables import metadata
 
 CORRUPT_SUFFIX = ".corrupt-"
@@ -35,9 +42,20 @@ def damaged(url: str, what: str) -> StateDamagedError:
     head = f"the state database {mask_url(url)} is damaged: {what}"
     if sqlite_file(url) is not None:
         return StateDamagedError(head)
-    return StateDamagedError(
-        f"{head}. deltasync never moves or drops a server database: restore a backup, or "
-        "drop and re-create the database (or point state.url at a new, empty one); " + CACHE_NOTE
+    return StateDamagedError(f"{head}. {what_to_do(url)}")
+
+
+def what_to_do(url: str) -> str:
+    """What an administrator does about a damaged database at ``url`` (``check``'s fix)."""
+    path = sqlite_file(url)
+    if path is not None:
+        return (
+            f"the next sync moves it aside as {path.name}{CORRUPT_SUFFIX}<UTC time> and starts "
+            "a fresh one (or restore a backup first); " + CACHE_NOTE
+        )
+    return (
+        "deltasync never moves or drops a server database: restore a backup, or drop and "
+        "re-create the database (or point state.url at a new, empty one); " + CACHE_NOTE
     )
 
 
@@ -62,7 +80,10 @@ def verify_schema(engine: Engine) -> None:
     try:
         with engine.connect() as conn:
             try:
-                _probe(conn, names)
+                if conn.dialect.name == "postgresql":  # a table lock: a short, stated wait
+                    waiting_for_locks(conn, engine.url, lambda c: _probe(c, names))
+                else:
+                    _probe(conn, names)
                 return
             except SQLAlchemyError as exc:
                 if is_locked(exc):

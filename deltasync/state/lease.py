@@ -7,11 +7,11 @@ import socket
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import Connection, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from deltasync.state.base import StoreBase, db_now
-from deltasync.state.database import begin_waiting
+from deltasync.state.database import waiting_for_locks
 from deltasync.state.tables import LEASE_NAME, lease
 
 
@@ -28,43 +28,47 @@ class LeaseStore(StoreBase):
         come from the database server on PostgreSQL, so clock skew between hosts does not
         matter. A holder killed without releasing blocks others for at most ``ttl_s``; one
         on this host whose process is gone (the holder string is ``host:pid:…``) is taken
-        over at once, and :attr:`taken_over` names it. On SQLite, a lock another process
-        holds is waited for briefly (saying so), then :class:`StateLockedError` (exit 75).
+        over at once, and :attr:`taken_over` names it. A lock another process or session
+        holds (a writer on SQLite; a table or row lock on PostgreSQL) is waited for briefly,
+        saying so, then :class:`StateLockedError` (exit 75).
         """
         self.taken_over = None
         with self._guard(), self._writer.connect() as conn:
-            with begin_waiting(conn, self._url):
-                now = db_now(conn)
-                values = _lease_values(holder, ttl_s, now)
-                taken = conn.execute(
-                    update(lease)
-                    .where(
-                        lease.c.name == LEASE_NAME,
-                        or_(lease.c.expires_at <= now, lease.c.holder == holder),
-                    )
-                    .values(values)
-                ).rowcount
-                if taken:
-                    return True
-                held = select(lease.c.holder).where(lease.c.name == LEASE_NAME)
-                row = conn.execute(held).first()
-                if row is not None:
-                    if not holder_is_gone(row.holder):
-                        return False
-                    stmt = update(lease).where(
-                        lease.c.name == LEASE_NAME, lease.c.holder == row.holder
-                    )
-                    if conn.execute(stmt.values(values)).rowcount:
-                        self.taken_over = row.holder
-                        return True
-                    return False
+            taken = waiting_for_locks(conn, self._url, lambda c: self._take(c, holder, ttl_s))
+            if taken is not None:
+                return taken
             try:
-                with begin_waiting(conn, self._url):
-                    values = _lease_values(holder, ttl_s, db_now(conn))
-                    conn.execute(insert(lease).values(name=LEASE_NAME, **values))
+                waiting_for_locks(conn, self._url, lambda c: _insert(c, holder, ttl_s))
             except IntegrityError:
                 return False  # another process inserted it first
             return True
+
+    def _take(self, conn: Connection, holder: str, ttl_s: int) -> bool | None:
+        """Take the existing lease row if it is free, own or a dead holder's; None if there
+        is no row."""
+        self.taken_over = None
+        values = _lease_values(holder, ttl_s, db_now(conn))
+        now = values["acquired_at"]
+        taken = conn.execute(
+            update(lease)
+            .where(
+                lease.c.name == LEASE_NAME,
+                or_(lease.c.expires_at <= now, lease.c.holder == holder),
+            )
+            .values(values)
+        ).rowcount
+        if taken:
+            return True
+        row = conn.execute(select(lease.c.holder).where(lease.c.name == LEASE_NAME)).first()
+        if row is None:
+            return None
+        if not holder_is_gone(row.holder):
+            return False
+        stmt = update(lease).where(lease.c.name == LEASE_NAME, lease.c.holder == row.holder)
+        if conn.execute(stmt.values(values)).rowcount:
+            self.taken_over = row.holder
+            return True
+        return False
 
     def renew_lease(self, holder: str, ttl_s: int | None = None) -> bool:
         """Extend ``holder``'s lease by its ttl (or ``ttl_s``); False if it is no longer held."""
@@ -101,6 +105,12 @@ class LeaseStore(StoreBase):
             "expires_at": row.expires_at.isoformat(),
             "expired": row.expires_at <= now,
         }
+
+
+def _insert(conn: Connection, holder: str, ttl_s: int) -> None:
+    conn.execute(
+        insert(lease).values(name=LEASE_NAME, **_lease_values(holder, ttl_s, db_now(conn)))
+    )
 
 
 def _lease_values(holder: str, ttl_s: int, now: datetime) -> dict[str, Any]:

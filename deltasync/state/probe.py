@@ -1,8 +1,10 @@
-"""``check``'s look at the state database: reachable, at which revision, writable.
+"""``check``'s look at the state database: reachable, at which revision, sound, writable.
 
-Nothing here creates, migrates or changes the database: a SQLite file that does not exist yet
-is not created (its folder is checked instead), the revision is only read, and the write test
-runs in a transaction that is rolled back.
+Nothing here creates, migrates, moves or changes the database: a SQLite file that does not
+exist yet is not created (its folder is checked instead), the revision and the schema are only
+read, and the write test runs in a transaction that is rolled back. A damaged database (not a
+database, several revisions, deltasync's tables without a revision, a table or column missing)
+is a ✗ saying what was found and what to do; the next sync would move a SQLite file aside.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ from sqlalchemy import Connection, Engine, make_url, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from deltasync.errors import StateStoreError
+from deltasync.errors import StateDamagedError, StateLockedError, StateStoreError
 from deltasync.models import Probe
-from deltasync.state.database import WRITE, create_state_engine, describe, mask_url
-from deltasync.state.revision import HEAD_REVISION
+from deltasync.state.database import WRITE, create_state_engine, describe, is_damaged, mask_url
+from deltasync.state.integrity import damaged, own_tables, verify_schema, what_to_do
+from deltasync.state.revision import HEAD_REVISION, no_such_table
 
 #: How long the write test waits for a lock a running sync holds (milliseconds).
 LOCK_WAIT_MS = 3000
@@ -25,7 +28,8 @@ _NO_SCHEMA = object()
 
 
 def probe_state(url: str) -> list[Probe]:
-    """Lines ``state database`` (reachable), ``state revision`` and ``state writable``."""
+    """Lines ``state database`` (reachable), ``state revision``, ``state schema`` (sound)
+    and ``state writable``."""
     try:
         parsed = make_url(url)
     except ArgumentError as exc:
@@ -74,10 +78,16 @@ def _absent_file(path: Path) -> Probe:
 
 
 def _probe(engine: Engine, shown: str) -> list[Probe]:
+    url = engine.url.render_as_string(hide_password=False)
     try:
         with engine.connect() as conn:
             revision = _revision(conn)
+    except StateDamagedError as exc:
+        return [_damaged("state database", url, exc)]
     except SQLAlchemyError as exc:
+        if is_damaged(exc):
+            found = damaged(url, f"not a SQLite database ({describe(exc)})")
+            return [_damaged("state database", url, found)]
         return [
             Probe(
                 "state database",
@@ -86,7 +96,14 @@ def _probe(engine: Engine, shown: str) -> list[Probe]:
                 "check state.url, the database server and its credentials",
             )
         ]
-    lines = [Probe("state database", True, f"{shown} answers"), _revision_line(revision)]
+    lines = [Probe("state database", True, f"{shown} answers")]
+    soundness = _soundness(engine, url, revision)
+    if soundness is None or soundness.ok is not False or revision is not _NO_SCHEMA:
+        lines.append(_revision_line(revision))  # (not "no schema yet" beside a half schema)
+    if soundness is not None:
+        lines.append(soundness)
+        if soundness.ok is False:
+            return lines
     if revision is _NO_SCHEMA or revision == HEAD_REVISION or _known(str(revision)):
         lines.append(_writable(engine, shown, has_schema=revision is not _NO_SCHEMA))
     return lines
@@ -95,9 +112,46 @@ def _probe(engine: Engine, shown: str) -> list[Probe]:
 def _revision(conn: Connection) -> object:
     try:
         rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
-    except SQLAlchemyError:
+    except SQLAlchemyError as exc:
+        if is_damaged(exc) or not no_such_table(exc):
+            raise
         return _NO_SCHEMA
-    return str(rows[0][0]) if len(rows) == 1 else _NO_SCHEMA
+    if len(rows) > 1:
+        revisions = ", ".join(sorted(str(r[0]) for r in rows))
+        url = conn.engine.url.render_as_string(hide_password=False)
+        raise damaged(url, f"it holds several schema revisions ({revisions})")
+    return str(rows[0][0]) if rows else _NO_SCHEMA
+
+
+def _soundness(engine: Engine, url: str, revision: object) -> Probe | None:
+    """``state schema``: deltasync's tables without a revision (an interrupted migration), or
+    at this code's revision a table or column missing; None when there is nothing to verify."""
+    try:
+        if revision is _NO_SCHEMA:
+            found = own_tables(engine)
+            if found:
+                raise damaged(
+                    url,
+                    "it has deltasync tables (" + ", ".join(found) + ") but no schema "
+                    "revision: a migration was interrupted or the revision table was dropped",
+                )
+            return None
+        if revision != HEAD_REVISION:
+            return None  # an older schema: the next run migrates it, then verifies
+        verify_schema(engine)
+    except StateDamagedError as exc:
+        return _damaged("state schema", url, exc)
+    except StateLockedError:
+        return Probe("state schema", None, "not verified: another process holds it locked")
+    except SQLAlchemyError as exc:
+        return Probe("state schema", None, f"not verified: {describe(exc)}")
+    return Probe("state schema", True, "every table and column of this revision is there")
+
+
+def _damaged(name: str, url: str, exc: StateDamagedError) -> Probe:
+    """A ✗ line: what was found and what to do."""
+    advice = what_to_do(url)
+    return Probe(name, False, str(exc).removesuffix(f". {advice}"), advice)
 
 
 def _known(revision: str) -> bool:

@@ -56,7 +56,7 @@ def stored_revision(engine: Engine) -> str | None:
             try:
                 rows = conn.execute(text("SELECT version_num FROM alembic_version")).all()
             except SQLAlchemyError as exc:
-                if is_locked(exc) or is_damaged(exc) or not _no_such_table(exc):
+                if is_locked(exc) or is_damaged(exc) or not no_such_table(exc):
                     raise
                 return None  # no schema yet: the table does not exist
     except SQLAlchemyError as exc:
@@ -73,7 +73,8 @@ def stored_revision(engine: Engine) -> str | None:
     return str(rows[0][0]) if rows else None
 
 
-def _no_such_table(exc: SQLAlchemyError) -> bool:
+def no_such_table(exc: SQLAlchemyError) -> bool:
+    """Whether a query failed only because its table does not exist (no schema yet)."""
     orig = getattr(exc, "orig", None)
     if getattr(orig, "sqlstate", None) == "42P01":  # PostgreSQL: undefined_table
         return True

@@ -248,6 +248,26 @@ def test_state_database_current_newer_and_read_only(
     assert "readonly" in locked.line("state writable")
 
 
+def test_a_damaged_state_database_is_a_cross_saying_what_to_do_and_stays_as_it_was(
+    check: Callable[..., Result], sandbox: Sandbox
+) -> None:
+    assert run_cli(["db", "upgrade", "-c", str(sandbox.config_path)]) == 0
+    db = state_db(sandbox)
+    with sqlite3.connect(db) as conn:
+        conn.execute("DROP TABLE link")
+    conn.close()
+    before = sorted((p.name, p.read_bytes()) for p in db.parent.iterdir())
+
+    result = check()
+
+    assert result.code == 1
+    assert result.line("state schema").startswith("✗ ")
+    assert "is damaged" in result.line("state schema")
+    assert "table link" in result.line("state schema")
+    assert "moves it aside as deltasync.db.corrupt-" in result.fix_of("state schema")
+    assert sorted((p.name, p.read_bytes()) for p in db.parent.iterdir()) == before
+
+
 def test_a_configuration_error_exits_2(check: Callable[..., Result], sandbox: Sandbox) -> None:
     result = check(config=variant(sandbox, lambda d: d["eliza"].update(timeout_s="soon")))
     assert result.code == 2

@@ -145,11 +145,16 @@ def test_bad_output_paths_are_usage_errors_before_any_request(
     cli: Any, sandbox: Sandbox, tmp_path: Path
 ) -> None:
     sandbox.eliza.reset_log()
+    (tmp_path / "ordner.xlsx").mkdir()
     for args in (
         ("--export-excel", tmp_path / "plan.txt"),
         ("--export-excel", tmp_path / "nirgends" / "plan.xlsx"),
+        ("--export-excel", tmp_path),  # a folder
+        ("--export-excel", tmp_path / "ordner.xlsx"),  # a folder named like the file
+        ("--export-excel", Path("/proc/plan.xlsx")),  # a folder no one may write to, root neither
         ("--metrics-file", tmp_path / "nirgends" / "x.prom"),
         ("--metrics-file", tmp_path),
+        ("--metrics-file", Path("/proc/x.prom")),
     ):
         result = cli("sync", "-c", sandbox.config_path, *args)
         assert result.code == 2, (args, result.err)

@@ -1,7 +1,8 @@
 """Opening a damaged, foreign, locked or abandoned state database, on SQLite and PostgreSQL.
 
 A damaged SQLite file is moved aside (never overwritten) and a fresh database started, saying
-where; a damaged server database is never touched, the error says what to do; a revision the
+where; a damaged server database is never touched, the error says what to do; ``check`` says a
+damaged database is damaged and what to do, changing nothing; a revision the
 code does not know is called newer only when it is; a locked database is a short, stated wait
 and exit 75; a lease whose process is gone is taken over at once.
 """
@@ -27,6 +28,7 @@ from deltasync.state import database as state_database
 from deltasync.state import open_store, upgrade
 from deltasync.state.database import sqlite_file
 from deltasync.state.lease import holder_is_gone
+from deltasync.state.probe import probe_state
 
 
 def execute(url: str, *statements: str) -> None:
@@ -151,7 +153,6 @@ def test_the_message_names_the_broken_table(tmp_path: Path) -> None:
     assert "does not match its revision" in message
 
 
-# ------------------------------------------------------------------- unknown revisions
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
@@ -160,6 +161,88 @@ def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield request.getfixturevalue("pg_server").create_database()
 
 
+# ---------------------------------------------------------------- check: read, never touched
+CHECK_DAMAGE = {
+    **DAMAGE,
+    "several revisions": ["INSERT INTO alembic_version (version_num) VALUES ('0002')"],
+}
+CHECK_FOUND = {  # (line, what it says it found)
+    "dropped link table": ("state schema", "table link"),
+    "altered link table": ("state schema", "table link"),
+    "no revision (half-migrated)": ("state schema", "a migration was interrupted"),
+    "several revisions": ("state database", "several schema revisions (0002, 0003)"),
+}
+
+
+def snapshot(url: str) -> object:
+    """What the database holds, to show that check changed nothing."""
+    path = sqlite_file(url)
+    if path is not None:
+        return sorted((p.name, p.read_bytes()) for p in path.parent.iterdir())
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            tables = conn.execute(
+                text(
+                    "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
+                )
+            ).scalars()
+            return {t: conn.execute(text(f'SELECT * FROM "{t}"')).all() for t in sorted(tables)}
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("damage", CHECK_DAMAGE.keys())
+def test_check_says_a_damaged_database_is_damaged_and_what_to_do_without_touching_it(
+    fresh_url: str, damage: str
+) -> None:
+    seeded(fresh_url)
+    execute(fresh_url, *CHECK_DAMAGE[damage])
+    before = snapshot(fresh_url)
+
+    lines = {p.name: p for p in probe_state(fresh_url)}
+
+    name, found = CHECK_FOUND[damage]
+    line = lines[name]
+    assert line.ok is False, lines
+    assert "is damaged" in line.detail and found in line.detail
+    assert [p.name for p in lines.values() if p.ok is False] == [name]
+    assert "state writable" not in lines  # no write test on a damaged database
+    if sqlite_file(fresh_url) is not None:
+        assert "the next sync moves it aside as state.db.corrupt-<UTC time>" in line.fix
+    else:
+        assert "never moves or drops a server database" in line.fix
+    assert "re-links every ELIZA object by remote_key" in line.fix
+    assert snapshot(fresh_url) == before  # check never writes, never moves
+
+
+def test_check_says_a_file_that_is_not_a_database_is_damaged_and_leaves_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "state.db"
+    path.write_bytes(b"this is not a SQLite file\n" * 100)
+
+    (line,) = probe_state(f"sqlite:///{path}")
+
+    assert line.name == "state database" and line.ok is False
+    assert "is damaged: not a SQLite database (file is not a database)" in line.detail
+    assert "moves it aside as state.db.corrupt-<UTC time>" in line.fix
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.db"]
+    assert path.read_bytes() == b"this is not a SQLite file\n" * 100
+
+
+def test_check_finds_a_sound_database_sound(fresh_url: str) -> None:
+    seeded(fresh_url)
+    lines = {p.name: p for p in probe_state(fresh_url)}
+    assert [(n, p.ok) for n, p in lines.items()] == [
+        ("state database", True),
+        ("state revision", True),
+        ("state schema", True),
+        ("state writable", True),
+    ]
+
+
+# ------------------------------------------------------------------- unknown revisions
 @pytest.mark.parametrize("revision", ["a1b2c3d4e5f6", "0000_prerelease", "base_of_other_app"])
 def test_a_revision_that_is_not_deltasyncs_is_not_called_newer(
     fresh_url: str, revision: str

@@ -3,15 +3,20 @@ locking it or leaving a dead lease in it loses nothing, duplicates nothing, and 
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import socket
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from e2e_helpers import eliza_person_of, eliza_user_of, in_scope, pick, sync, writes
+from sqlalchemy import create_engine, text
 
 from deltasync import service
 from deltasync.config import Config
@@ -19,6 +24,7 @@ from deltasync.errors import StateLockedError, exit_code_for
 from deltasync.sandbox.server import Sandbox
 from deltasync.state import database as state_database
 from deltasync.state import open_store
+from deltasync.state.database import mask_url
 
 pytestmark = pytest.mark.sandbox(users=40, seed=3, page_size=15)
 
@@ -188,3 +194,60 @@ def test_a_lease_left_by_a_dead_process_is_taken_over_at_once(
 
     assert report.exit_code == 0, report.as_dict()
     assert f"took over the lease of {dead}: that process is gone" in report.warnings
+
+
+PG_LOCKS = {
+    "a table lock on lease": "LOCK TABLE lease IN ACCESS EXCLUSIVE MODE",
+    "a row lock on the lease row": "SELECT * FROM lease FOR UPDATE",
+}
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("statement", PG_LOCKS.values(), ids=PG_LOCKS.keys())
+def test_a_locked_postgresql_state_database_is_a_short_stated_wait_then_exit_75_doing_nothing(
+    sandbox: Sandbox,
+    config: Config,
+    pg_server: Any,
+    statement: str,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    url = pg_server.create_database()
+    on_pg = dataclasses.replace(config, state=dataclasses.replace(config.state, url=url))
+    assert sync(on_pg).exit_code == 0
+    monkeypatch.setattr(state_database, "LOCK_WAIT_S", 1)
+    with open_store(url) as store:
+        runs_before = store.runs(10)
+        assert store.lease_info() is None
+        store.acquire_lease("another-host:1:admin")  # a row to lock
+    other = create_engine(url)
+    with other.begin() as conn:  # expired: the next run takes it unless the row is locked
+        conn.execute(text("UPDATE lease SET expires_at = now() - interval '1 minute'"))
+    sandbox.graph.reset_log()
+    sandbox.eliza.reset_log()
+    try:
+        with other.connect() as conn, conn.begin():
+            conn.execute(text(statement))  # another session keeps it until its transaction ends
+            started = time.monotonic()
+            with caplog.at_level(logging.WARNING), pytest.raises(StateLockedError) as caught:
+                sync(on_pg)
+            waited = time.monotonic() - started
+    finally:
+        other.dispose()
+
+    message = str(caught.value)
+    assert exit_code_for(caught.value) == 75
+    assert "locked by another process (waited 1 s); nothing was done" in message
+    assert "pg_locks" in message and "migrat" not in message
+    assert 1 <= waited < 1 + 5
+    said = [r.getMessage() for r in caplog.records if "waiting up to" in r.getMessage()]
+    assert said == [
+        f"the state database {mask_url(url)} is locked by another session; waiting up to 1 s"
+    ]
+    assert sandbox.graph.request_count == 0
+    assert sandbox.eliza.request_count == 0
+    with open_store(url) as store:
+        assert store.runs(10) == runs_before
+        lease = store.lease_info()
+        assert lease is not None and lease["holder"] == "another-host:1:admin"
+    assert sync(on_pg).exit_code == 0  # released: the next run goes on
