@@ -175,6 +175,9 @@ class FakeStore:
     def all_links(self, kind: Kind) -> list[Link]:
         return [lk for (_, k), lk in sorted(self.links.items()) if k == kind]
 
+    def eliza_ids(self, kind: Kind) -> dict[str, int]:
+        return {lk.entra_id: lk.eliza_id for (_, k), lk in self.links.items() if k == kind}
+
     def link_by_eliza_id(self, kind: Kind, eliza_id: int) -> Link | None:
         found = [lk for lk in self.links.values() if lk.kind == kind and lk.eliza_id == eliza_id]
         return found[0] if found else None

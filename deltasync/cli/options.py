@@ -25,6 +25,16 @@ ConfigOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON on stdout.")]
+JsonActionsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--json-actions",
+        metavar="FILE",
+        help="Write every action of the run to FILE as JSON lines (the report holds the "
+        "first 500).",
+        dir_okay=False,
+    ),
+]
 DryRunOpt = Annotated[
     bool, typer.Option("--dry-run", help="Show every action with old → new values; write nothing.")
 ]

@@ -7,7 +7,10 @@ to stdout; log lines, warnings and progress to stderr (:mod:`deltasync.cli.outpu
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
 
 import typer
 from rich.console import Console
@@ -32,6 +35,36 @@ MARKS = {
     "reopen": "^",
     "empty": "-",
 }
+
+
+class ActionFile:
+    """Every action of a run as JSON lines, written as it comes and read back streamed.
+
+    ``--json-actions FILE`` keeps them in FILE; a dry run (which lists every action) and a
+    verbose run spool them to a temporary file, so the report need not hold them all.
+    """
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.file: IO[str] = (
+            tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 (closed by close())
+            if path is None
+            else path.open("w+", encoding="utf-8")
+        )
+
+    def write(self, action: dict[str, Any]) -> None:
+        self.file.write(json.dumps(action, ensure_ascii=False, default=str) + "\n")
+
+    def replay(self) -> Iterator[dict[str, Any]]:
+        self.file.flush()
+        self.file.seek(0)
+        try:
+            for line in self.file:
+                yield json.loads(line)
+        finally:
+            self.file.seek(0, 2)
+
+    def close(self) -> None:
+        self.file.close()
 
 
 def print_json(data: Any) -> None:
@@ -68,14 +101,11 @@ def render_report(report: RunReport, *, verbose: bool = False, console: Console 
     console.print(f"[bold]{escape(title)}[/]")
     console.print(escape(round_))
     show_all = report.dry_run or verbose or len(report.actions) <= 30
-    shown = (
-        report.actions
-        if show_all
-        else [a for a in report.actions if a["result"] not in ("ok", "planned")]
-    )
-    if shown:
-        console.print("actions:" if show_all else "actions needing attention:")
-    for a in shown:
+    every = report.actions.every()
+    shown = every if show_all else (a for a in every if a["result"] not in ("ok", "planned"))
+    for i, a in enumerate(shown):
+        if i == 0:
+            console.print("actions:" if show_all else "actions needing attention:")
         head = f"  {MARKS.get(a['op'], '?')} {a['kind']:<10} {a['op']:<10} {a['label']}" + (
             f" (#{a['eliza_id']})" if a["eliza_id"] else ""
         )
@@ -89,6 +119,11 @@ def render_report(report: RunReport, *, verbose: bool = False, console: Console 
             console.print(escape(f"      {name}: {fmt(value)} kept (Entra has none)"))
         for entry in a.get("groups", ()):
             console.print(escape(f"      {entry[0]}group {entry[1:]}"))
+    if report.actions.truncated and report.actions.sink is None:
+        console.print(
+            f"  … the first {len(report.actions.kept)} of {len(report.actions)} actions are "
+            f"shown; `{prog_name()} state runs` and `state user` list every one"
+        )
     counts = report.counts()
     if counts:
         summary = "; ".join(

@@ -20,6 +20,7 @@ from deltasync.cli.options import (
     DryRunOpt,
     ExcelOpt,
     GroupOpt,
+    JsonActionsOpt,
     JsonOpt,
     LimitOpt,
     MetricsOpt,
@@ -33,7 +34,7 @@ from deltasync.cli.options import (
 )
 from deltasync.cli.output import RunOutput, run_output
 from deltasync.cli.prog import with_prog
-from deltasync.cli.render import err, out, print_json, render_report
+from deltasync.cli.render import ActionFile, err, out, print_json, render_report
 from deltasync.errors import DeltaSyncError, UsageError, exit_code_for
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ def run(
     skip_groups: bool,
     allow_deletes: bool,
     as_json: bool,
+    json_actions: Path | None = None,
     verify_target: bool = False,
     retry_failed: bool = False,
     user: list[str] | None = None,
@@ -72,6 +74,61 @@ def run(
     except BaseException:
         output.close()
         raise
+    spool = (
+        ActionFile(json_actions)
+        if json_actions is not None or dry_run or verbose or export_excel is not None
+        else None
+    )
+    try:
+        return _run(
+            command,
+            cfg,
+            output,
+            spool,
+            dry_run,
+            verbose,
+            quiet,
+            as_json,
+            export_excel,
+            metrics_file,
+            limit_users,
+            allow_deletes,
+            verify_target,
+            retry_failed,
+            user,
+            skip_users,
+            skip_mitarbeitende,
+            skip_groups,
+            enable_orgunit_sync,
+            assign_to_group,
+        )
+    finally:
+        if spool is not None:
+            spool.close()
+
+
+def _run(
+    command: str,
+    cfg: Config,
+    output: RunOutput,
+    spool: ActionFile | None,
+    dry_run: bool,
+    verbose: bool,
+    quiet: bool,
+    as_json: bool,
+    export_excel: Path | None,
+    metrics_file: Path | None,
+    limit_users: int | None,
+    allow_deletes: bool,
+    verify_target: bool,
+    retry_failed: bool,
+    user: list[str] | None,
+    skip_users: bool,
+    skip_mitarbeitende: bool,
+    skip_groups: bool,
+    enable_orgunit_sync: bool,
+    assign_to_group: int | None,
+) -> int:
     opts = service.RunOptions(
         command=command,
         dry_run=dry_run,
@@ -81,6 +138,7 @@ def run(
         allow_deletes=allow_deletes,
         retry_failed=retry_failed or command == "resync",
         users=tuple(user or ()),
+        actions_sink=spool,
     )
     flags = service.SyncFlags(
         skip_users=skip_users,
@@ -185,6 +243,7 @@ def sync(
     skip_groups: SkipGroupsOpt = False,
     allow_deletes: AllowDeletesOpt = False,
     as_json: JsonOpt = False,
+    json_actions: JsonActionsOpt = None,
     quiet: QuietOpt = False,
     metrics_file: MetricsOpt = None,
     retry_failed: Annotated[
@@ -217,6 +276,7 @@ def resync(
     skip_groups: SkipGroupsOpt = False,
     allow_deletes: AllowDeletesOpt = False,
     as_json: JsonOpt = False,
+    json_actions: JsonActionsOpt = None,
     quiet: QuietOpt = False,
     metrics_file: MetricsOpt = None,
     verify_target: Annotated[

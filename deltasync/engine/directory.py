@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from typing import Any
 
 from deltasync import fields as f
@@ -15,6 +15,10 @@ _INDEXED: dict[Kind, tuple[str, ...]] = {
     Kind.PERSON: (f.REMOTE_KEY, f.PERSON_USER, f.EMAIL),
 }
 
+#: What matching decides by (:mod:`deltasync.matching`: the candidates it describes, a
+#: protected account), beside the indexed keys and the fields the sync writes.
+DECISION_FIELDS = frozenset({"id", f.USERNAME, f.EMAIL, f.REMOTE_KEY, "is_superuser", f.GROUPS})
+
 
 class Directory:
     """Lookups of existing ELIZA users and persons for matching: live, or from one list read.
@@ -22,11 +26,21 @@ class Directory:
     Before a big first sync, reading the lists once costs a handful of requests where
     per-object lookups would cost several per Entra user. The prefetched rows are indexed
     by the fields matching looks up, so each lookup is O(1), not a scan of the whole list.
+    With ``keep`` (per kind: the fields the sync writes), a held row keeps only those, the
+    indexed keys and :data:`DECISION_FIELDS`: what matching and adopting a match read, not
+    whole ELIZA objects (a big tenant's lists, and every object the run creates).
     """
 
-    def __init__(self, target: Target, names: Collections) -> None:
+    def __init__(
+        self, target: Target, names: Collections, keep: Mapping[Kind, Set[str]] | None = None
+    ) -> None:
         self.target = target
         self.names = names
+        self.keep = (
+            None
+            if keep is None
+            else {k: frozenset(v) | DECISION_FIELDS | set(_INDEXED[k]) for k, v in keep.items()}
+        )
         self.prefetched = False
         self.rows: dict[Kind, dict[Any, dict[str, Any]]] = {Kind.USER: {}, Kind.PERSON: {}}
         self._index: dict[tuple[Kind, str, Any], dict[Any, dict[str, Any]]] = {}
@@ -37,7 +51,9 @@ class Directory:
             return str(value or "").lower()
         return value
 
-    def _add(self, kind: Kind, row: dict[str, Any]) -> None:
+    def _add(self, kind: Kind, row: Mapping[str, Any]) -> None:
+        keep = None if self.keep is None else self.keep.get(kind)
+        row = dict(row) if keep is None else {k: v for k, v in row.items() if k in keep}
         self.rows[kind][row.get("id")] = row
         for name in _INDEXED[kind]:
             key = (kind, name, self._norm(kind, name, row.get(name)))
@@ -55,7 +71,7 @@ class Directory:
         """Read every user and person once."""
         for kind, res in ((Kind.USER, self.names.USER), (Kind.PERSON, self.names.PERSON)):
             for row in await self.target.list_all(res):
-                self._add(kind, dict(row))
+                self._add(kind, row)
         self.prefetched = True
 
     def remember(self, kind: Kind, obj: Mapping[str, Any]) -> None:
@@ -63,7 +79,7 @@ class Directory:
         if not self.prefetched or kind not in _INDEXED:
             return
         self._drop(kind, obj.get("id"))
-        self._add(kind, dict(obj))
+        self._add(kind, obj)
 
     def _lookup(self, kind: Kind, field_name: str, value: Any) -> list[dict[str, Any]]:
         if field_name in _INDEXED[kind]:

@@ -51,7 +51,9 @@ async def plan(run: Run, groups: GroupRound | None = None) -> Plan:
         return Plan(())  # nothing dirty: no further reads (the idle hourly run)
     run.ledger.known_failures(f.entra_id for f in run.store.failures())
     run.links = {k: dict(v) for k, v in run.store.links_for([o.id for o in objects]).items()}
-    run.ids = {(lk.entra_id, lk.kind): lk.eliza_id for lk in run.store.all_links(Kind.PERSON)}
+    persons = run.store.eliza_ids(Kind.PERSON)
+    run.ids = {(entra_id, Kind.PERSON): i for entra_id, i in persons.items()}
+    del persons
     for entra_id, kinds in run.links.items():
         for kind, lk in kinds.items():
             run.ids[(entra_id, kind)] = lk.eliza_id

@@ -41,7 +41,7 @@ from deltasync.engine.directory import Directory
 from deltasync.engine.match import existing
 from deltasync.engine.ports import collection
 from deltasync.engine.report import action_json
-from deltasync.engine.target_fields import check_target_fields, dropped_fields
+from deltasync.engine.target_fields import check_target_fields, dropped_fields, written_fields
 from deltasync.errors import (
     ConfigError,
     ConflictError,
@@ -71,7 +71,8 @@ async def push(run: Run, plan: Plan) -> None:
     run.ledger.flush()  # what the plan recorded (relinks, conflicts) comes first
     await check_target_fields(run, plan)
     await _check_orgunits(run, plan)
-    run.directory = Directory(run.target, run.names)
+    keep = {kind: written_fields(run, kind) for kind in (Kind.USER, Kind.PERSON)}
+    run.directory = Directory(run.target, run.names, keep)
     creates = sum(1 for a in plan.actions if a.op == Op.CREATE)
     if creates >= PREFETCH_THRESHOLD:
         run.log(f"{creates} objects to create or match: reading ELIZA's users and persons once")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from deltasync import fields as f
 from deltasync.plan.actions import Action, AddToGroups, Op, Ref, empty
@@ -19,6 +19,95 @@ _PLACEHOLDERS = {
 
 
 _DONE = ("ok", "planned")
+
+#: Actions a run report holds (the human report and ``--json``); the counts stay exact.
+KEEP_ACTIONS = 500
+
+ActionJson = dict[str, Any]
+
+
+class ActionSink(Protocol):
+    """Where every action of a run goes as it comes (a JSON-lines file, say)."""
+
+    def write(self, action: ActionJson) -> None: ...
+
+    def replay(self) -> Iterator[ActionJson]:
+        """Every action written so far, in the order written."""
+        ...
+
+
+class ActionLog:
+    """The actions of a run: counted exactly by kind and operation, the first ``keep`` held.
+
+    A run of 100,000 users has a few hundred thousand actions; holding a dict for each would
+    cost hundreds of MB. Every action is in the journal anyway, and ``sink`` (set by the
+    caller: a JSON-lines file for ``--json-actions`` or a dry run's listing) receives each
+    one as it comes and reads them back, in the order they came, when more were done than
+    held.
+    """
+
+    def __init__(self, keep: int = KEEP_ACTIONS) -> None:
+        self.keep = keep
+        self.kept: list[ActionJson] = []
+        self.total = 0
+        self.by_kind: dict[str, dict[str, int]] = {}
+        self.adopted = {"objects": 0, "overwritten": 0, "kept": 0}
+        self.sink: ActionSink | None = None
+
+    def append(self, a: ActionJson) -> None:
+        """Count one action, hand it to the sink, hold it while fewer than ``keep`` are."""
+        self.total += 1
+        if a["result"] in _DONE:
+            ops = self.by_kind.setdefault(a["kind"], {})
+            ops[a["op"]] = ops.get(a["op"], 0) + 1
+            marks = a.get("adoption")
+            if marks:
+                values = list(marks.values())
+                self.adopted["objects"] += 1
+                self.adopted["overwritten"] += values.count("overwritten")
+                self.adopted["kept"] += values.count("kept")
+        if self.sink is not None:
+            self.sink.write(a)
+        if len(self.kept) < self.keep:
+            self.kept.append(a)
+
+    def extend(self, items: Iterable[ActionJson]) -> None:
+        for a in items:
+            self.append(a)
+
+    def sort(self, key: Callable[[ActionJson], Any]) -> None:
+        """Order the held actions (all of them when none was left out)."""
+        self.kept.sort(key=key)
+
+    @property
+    def truncated(self) -> int:
+        """How many actions the report does not hold."""
+        return self.total - len(self.kept)
+
+    def every(self) -> Iterator[ActionJson]:
+        """Every action: the held ones, or, when some were left out, all of them from the
+        sink's file as they came (None of the file: only the held ones)."""
+        if self.truncated and self.sink is not None:
+            return self.sink.replay()
+        return iter(self.kept)
+
+    def __iter__(self) -> Iterator[ActionJson]:
+        return iter(self.kept)
+
+    def __len__(self) -> int:
+        return self.total
+
+    def __bool__(self) -> bool:
+        return self.total > 0
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, list):
+            return not self.truncated and self.kept == other
+        if isinstance(other, ActionLog):
+            return (self.total, self.kept) == (other.total, other.kept)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass
@@ -39,7 +128,7 @@ class RunReport:
     planned_objects: int = 0
     deferred_objects: int = 0
     out_of_scope: dict[str, int] = field(default_factory=dict)  # reason -> objects left out
-    actions: list[dict[str, Any]] = field(default_factory=list)
+    actions: ActionLog = field(default_factory=ActionLog)
     failures: list[dict[str, Any]] = field(default_factory=list)
     conflicts: list[dict[str, Any]] = field(default_factory=list)
     held: list[dict[str, Any]] = field(default_factory=list)
@@ -73,22 +162,11 @@ class RunReport:
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Applied (or, in a dry run, planned) actions by kind and operation."""
-        result: dict[str, dict[str, int]] = {}
-        for a in self.actions:
-            if a["result"] in ("ok", "planned"):
-                kind = result.setdefault(a["kind"], {})
-                kind[a["op"]] = kind.get(a["op"], 0) + 1
-        return result
+        return {kind: dict(ops) for kind, ops in self.actions.by_kind.items()}
 
     def adoption(self) -> dict[str, int]:
         """Adopted existing ELIZA objects, and their values overwritten and kept."""
-        marks = [a["adoption"] for a in self.actions if a.get("adoption") and a["result"] in _DONE]
-        values = [v for m in marks for v in m.values()]
-        return {
-            "objects": len(marks),
-            "overwritten": values.count("overwritten"),
-            "kept": values.count("kept"),
-        }
+        return dict(self.actions.adopted)
 
     def summary_lines(self) -> list[str]:
         """The adoption and out-of-scope lines people read under the counts."""
@@ -138,7 +216,9 @@ class RunReport:
             "out_of_scope": dict(sorted(self.out_of_scope.items())),
             "counts": self.counts(),
             "adoption": self.adoption(),
-            "actions": self.actions,
+            "actions": list(self.actions),
+            "actions_total": self.actions.total,
+            "actions_truncated": self.actions.truncated,
             "failures": self.failures,
             "conflicts": self.conflicts,
             "held": self.held,

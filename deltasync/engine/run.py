@@ -79,6 +79,7 @@ class Engine:
 
     def _start(self, opts: RunOptions) -> Run:
         report = self.report = RunReport(opts.command, opts.dry_run, run_id=self.run_id)
+        report.actions.sink = opts.actions_sink
         source: Source = self.source
         target: Target = self.target
         if opts.users:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from deltasync.matching import MatchSettings
 from deltasync.plan.context import PlanContext
+
+if TYPE_CHECKING:
+    from deltasync.engine.report import ActionSink
 
 USERS = "users"  # the Graph resource read when the settings name no other
 
@@ -22,6 +26,7 @@ class RunOptions:
     allow_deletes: bool = False
     retry_failed: bool = False  # retry failed objects now instead of at their backoff time
     users: tuple[str, ...] = ()  # sync --user: just these Entra ids, read by id, cursors untouched
+    actions_sink: ActionSink | None = None  # receives every action as it comes (JSON lines)
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ def export_excel(config: Config, path: Path, report: RunReport | None = None) ->
     .xlsx with two sheets, or .csv (the plan then beside it). Returns the files written."""
     from deltasync.export.excel import plan_csv_path, write_users
 
-    actions = None if report is None else report.actions
+    actions = None if report is None else list(report.actions.every())
     write_users(path, mirrored_users(config), actions, timezone=config.timezone)
     if actions is not None and path.suffix.lower() == ".csv":
         return [path, plan_csv_path(path)]

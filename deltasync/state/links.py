@@ -33,6 +33,15 @@ class LinkStore(StoreBase):
         with self._read() as conn:
             return [_to_link(row) for row in conn.execute(stmt.order_by(link_table.c.entra_id))]
 
+    def eliza_ids(self, kind: Kind) -> dict[str, int]:
+        """Entra id -> ELIZA id of every link of ``kind``: two columns, not whole links (a big
+        tenant's persons, whose ids the planner needs for managers)."""
+        stmt = select(link_table.c.entra_id, link_table.c.eliza_id).where(
+            link_table.c.kind == kind.value
+        )
+        with self._read() as conn:
+            return {str(row.entra_id): int(row.eliza_id) for row in conn.execute(stmt)}
+
     def link_by_eliza_id(self, kind: Kind, eliza_id: int) -> Link | None:
         """The link pointing at ELIZA object ``eliza_id`` of ``kind``."""
         stmt = select(link_table).where(

@@ -305,3 +305,22 @@ def test_every_hint_names_the_program_as_it_was_typed(
     assert "will be migrated" in check and "(or `deltasync-qa db upgrade`)" in check
     for result in (undo, edit, nowhere):
         assert "deltasync " not in result.err.replace("deltasync-qa", "")
+
+
+def test_json_actions_writes_every_action_as_json_lines_beside_the_json_report(
+    cli: Any, sandbox: Sandbox, tmp_path: Path
+) -> None:
+    path = tmp_path / "actions.jsonl"
+    result = cli("sync", "-c", sandbox.config_path, "--json", "--json-actions", path)
+    assert result.code == 0
+    report = json.loads(result.out)
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert report["actions_total"] == len(lines) == len(report["actions"]) > 0
+    assert report["actions_truncated"] == 0
+    key = ("entra_id", "kind", "op", "result")
+    assert sorted(tuple(a[k] for k in key) for a in lines) == sorted(
+        tuple(a[k] for k in key) for a in report["actions"]
+    )
+    assert {a["entra_id"] for a in lines if a["kind"] == "user"} == {
+        u["id"] for u in in_scope(sandbox)
+    }
