@@ -6,7 +6,8 @@ child process, so its wall time includes interpreter start and token, and its CP
 peak RSS (``os.wait4``) are the sync's own. ELIZA answers after ``--latency-ms`` (20 ms),
 requests overlapping as on a real server. It is not part of the test suite. Run it as::
 
-    uv run python tests/benchmarks/bench_scale.py [--users 1000 20000 100000] [--no-postgres]
+    uv run python tests/benchmarks/bench_scale.py [--users 1000 20000 100000] \
+        [--no-postgres | --no-sqlite]
 
 The default size (5,000 users) takes about five minutes on two cores; 100,000 users about 45
 minutes. Per size and state backend (SQLite, and PostgreSQL on 127.0.0.1:5432 in a throwaway
@@ -386,6 +387,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true", help="PostgreSQL only (no naive run)")
     parser.add_argument("--no-naive", action="store_true")
     parser.add_argument("--json", type=Path, help="write every figure to this file")
     parser.add_argument("--markdown", type=Path, help="write the table (README's) to this file")
@@ -403,7 +405,7 @@ def measure(args: argparse.Namespace) -> int:
     print(f"load average {os.getloadavg()}, {os.cpu_count()} CPUs", flush=True)
     for size in args.users:
         print(f"{size} users", flush=True)
-        backends = ["sqlite"] + ([] if args.no_postgres else ["pg"])
+        backends = ([] if args.no_sqlite else ["sqlite"]) + ([] if args.no_postgres else ["pg"])
         mine: list[Figure] = []
         base: dict[str, float] | None = None
         for backend in backends:
