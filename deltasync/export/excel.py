@@ -27,7 +27,7 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from deltasync.errors import UsageError
-from deltasync.export.paths import can_write_in
+from deltasync.export.paths import check_export_path
 
 USERS_SHEET = "Entra users"
 PLAN_SHEET = "Plan"
@@ -45,7 +45,6 @@ PLAN_COLUMNS = (
 )
 #: How an action may mark a field it adopted from an existing ELIZA object.
 ADOPTION_MARKS = frozenset({"overwritten", "kept"})
-SUFFIXES = (".xlsx", ".csv")
 DATE_FORMAT = "yyyy-mm-dd"
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
 MIN_WIDTH, MAX_WIDTH = 8, 60
@@ -62,26 +61,6 @@ _HEADER_FONT = Font(bold=True)
 _HEADER_FILL = PatternFill(fill_type="solid", start_color="FFDDEBF7", end_color="FFDDEBF7")
 
 Value = str | int | float | bool | date | datetime | None
-
-
-def check_export_path(path: Path) -> None:
-    """Raise UsageError unless ``path`` can take an export; call it before a sync starts.
-
-    A bad ``--export-excel`` name then fails in a second, not after an hour-long run.
-    """
-    suffix = path.suffix.lower()
-    if suffix not in SUFFIXES:
-        what = f"a '{path.suffix}' file" if path.suffix else "a file without a suffix"
-        raise UsageError(f"cannot export to {path}: {what}; name it .xlsx (Excel) or .csv")
-    if path.is_dir():
-        raise UsageError(f"cannot export to {path}: it is a folder; give a file name")
-    parent = path.parent
-    if not parent.exists():
-        raise UsageError(f"cannot export to {path}: the folder {parent} does not exist")
-    if not parent.is_dir():
-        raise UsageError(f"cannot export to {path}: {parent} is not a folder")
-    if not can_write_in(parent):
-        raise UsageError(f"cannot export to {path}: the folder {parent} is not writable")
 
 
 def plan_csv_path(path: Path) -> Path:

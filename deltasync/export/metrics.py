@@ -17,26 +17,13 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
 
 from deltasync.errors import UsageError
-from deltasync.export.paths import can_write_in
+from deltasync.export.paths import check_metrics_path
 
 PREFIX = "deltasync_"
 #: Series that exist (as 0) in every file, so alerts and graphs never see them vanish.
 KINDS = ("user", "person", "membership")
 OPS = ("create", "match", "update", "deactivate", "reactivate", "delete", "end", "reopen")
 CATEGORIES = {"failures": "error", "conflicts": "conflict"}
-
-
-def check_metrics_path(path: Path) -> None:
-    """Raise UsageError unless ``path`` can take the metrics file; call it before a run."""
-    if path.is_dir():
-        raise UsageError(f"cannot write metrics to {path}: it is a folder; give a file name")
-    parent = path.parent
-    if not parent.exists():
-        raise UsageError(f"cannot write metrics to {path}: the folder {parent} does not exist")
-    if not parent.is_dir():
-        raise UsageError(f"cannot write metrics to {path}: {parent} is not a folder")
-    if not can_write_in(parent):
-        raise UsageError(f"cannot write metrics to {path}: the folder {parent} is not writable")
 
 
 def write_metrics(path: Path, report: Mapping[str, Any], *, now: float | None = None) -> None:

@@ -56,8 +56,7 @@ def mirrored_users(config: Config) -> list[dict[str, Any]]:
 def check_output_paths(excel: Path | None = None, metrics: Path | None = None) -> None:
     """Raise UsageError for an ``--export-excel`` or ``--metrics-file`` path that cannot be
     written; called before a run starts, so a typo costs a second, not an hour."""
-    from deltasync.export.excel import check_export_path
-    from deltasync.export.metrics import check_metrics_path
+    from deltasync.export.paths import check_export_path, check_metrics_path
 
     if excel is not None:
         check_export_path(excel)

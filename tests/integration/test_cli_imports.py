@@ -8,6 +8,7 @@ fails here. ``tests/benchmarks/bench_startup.py`` times the same commands.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from deltasync import service
+from deltasync.sandbox.server import Sandbox
 
 # what a command that talks to no one needs none of
 NETWORK = {"msgraph", "msgraph_core", "azure", "kiota_abstractions", "kiota_http", "httpx"}
@@ -43,7 +45,9 @@ state:
 """
 
 
-def loaded_after(tmp_path: Path, *args: str) -> tuple[int, set[str]]:
+def loaded_after(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[int, set[str]]:
     """Run ``deltasync ARGS`` in a new interpreter; its exit code and the modules it loaded."""
     result = tmp_path / "modules.json"
     done = subprocess.run(
@@ -52,6 +56,7 @@ def loaded_after(tmp_path: Path, *args: str) -> tuple[int, set[str]]:
         text=True,
         timeout=120,
         check=False,
+        env=None if env is None else {**os.environ, **env},
     )
     assert result.exists(), done.stderr
     data = json.loads(result.read_text(encoding="utf-8"))
@@ -104,6 +109,24 @@ def test_state_on_a_database_at_the_head_revision_imports_no_alembic(
         assert code == (1 if "user" in args else 0), args
         assert "sqlalchemy" in modules, args
         assert present(modules, {"alembic"}) == [], args
+
+
+@pytest.mark.sandbox(users=12, seed=5, page_size=50)
+def test_an_hourly_sync_imports_no_export_writer_it_was_not_asked_for(
+    tmp_path: Path, sandbox: Sandbox
+) -> None:
+    """openpyxl and prometheus_client cost ~0.1 s each; the cron run asks for neither."""
+    cfg = str(sandbox.config_path)
+    code, modules = loaded_after(tmp_path, "sync", "-q", "-c", cfg, env=sandbox.env)
+    assert code == 0 and "deltasync.engine" in modules  # the probe really ran a sync
+    assert present(modules, {"openpyxl", "prometheus_client"}) == []
+    metrics = str(tmp_path / "deltasync.prom")
+    code, modules = loaded_after(
+        tmp_path, "sync", "-q", "-c", cfg, "--metrics-file", metrics, env=sandbox.env
+    )
+    assert code == 0 and present(modules, {"openpyxl", "prometheus_client"}) == [
+        "prometheus_client"
+    ]
 
 
 def test_every_lazy_service_name_resolves() -> None:
