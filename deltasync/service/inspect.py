@@ -350,13 +350,12 @@ def state_groups(config: Config) -> list[dict[str, Any]]:
 def _groups_summary(store: Any, config: Config) -> dict[str, Any]:
     settings = configured_groups(config)
     groups = store.all_objects(GROUPS)
-    counts = store.member_counts()
     return {
         "sync_groups": config.sync_options.sync_groups,
         "mirrored": len(groups),
         "in_scope": sum(1 for g in groups if group_status(g, settings) == "active"),
         "linked": store.count_links(Kind.GROUP, status="active"),
-        "memberships": sum(n for c in counts.values() for n in c.values()),
+        "memberships": store.membership_count(),
     }
 
 

@@ -137,6 +137,7 @@ link = Table(
     # ELIZA values adoption left alone because Entra had none (migration 0002)
     Column("kept", JSONDoc, nullable=False, server_default="{}"),
     UniqueConstraint("kind", "eliza_id"),
+    Index("ix_link_kind_status", "kind", "status"),  # counts by kind and status (0004)
 )
 
 # The direct members of each mirrored Entra group (users, nested groups, other objects).

@@ -29,6 +29,7 @@ from deltasync.state import open_store, upgrade
 from deltasync.state.database import sqlite_file
 from deltasync.state.lease import holder_is_gone
 from deltasync.state.probe import probe_state
+from deltasync.state.revision import HEAD_REVISION
 
 
 def execute(url: str, *statements: str) -> None:
@@ -170,7 +171,7 @@ CHECK_FOUND = {  # (line, what it says it found)
     "dropped link table": ("state schema", "table link"),
     "altered link table": ("state schema", "table link"),
     "no revision (half-migrated)": ("state schema", "a migration was interrupted"),
-    "several revisions": ("state database", "several schema revisions (0002, 0003)"),
+    "several revisions": ("state database", f"several schema revisions (0002, {HEAD_REVISION})"),
 }
 
 
