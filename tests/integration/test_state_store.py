@@ -441,6 +441,55 @@ def test_dirty_objects_are_those_changed_since_settled(store: StateStore) -> Non
     assert [o.id for o in store.dirty_objects(USERS, T0, everything=True)] == ["a", "b", "c"]
 
 
+def test_dirty_objects_read_in_batches_keep_the_order_and_the_due_retries(
+    store: StateStore,
+) -> None:
+    full_round(store, *(user(c) for c in "abcdef"))
+    for o in store.all_objects(USERS):
+        store.settle(o.id, o.version)
+    incremental(store, user("b", displayName="x"), user("e", displayName="y"))
+    store.record_failure("d", Kind.USER, "update", "error", "x", {}, obj(store, "d").version, T0)
+
+    batches, after = [], None
+    while batch := store.dirty_objects(USERS, T0, after=after, limit=2):
+        batches.append([o.id for o in batch])
+        after = batch[-1].id
+    assert batches == [["b", "d"], ["e"]]
+
+
+def test_an_idle_dirty_query_reads_only_the_unsettled_index(db_url: str) -> None:
+    """The changed objects come from the partial index of unsettled rows: an idle run at
+    100,000 users scanned every mirror row (0.34 s) while an OR joined the due retries."""
+    if not db_url.startswith("sqlite"):
+        pytest.skip("the query plan is checked on SQLite; PostgreSQL has the same partial index")
+    from sqlalchemy import create_engine, event
+
+    opened = open_store(db_url)
+    full_round(opened, *(user(f"{i:03d}") for i in range(50)))
+    statements: list[tuple[str, object]] = []
+    engine = opened._engine
+    listen = event.listens_for(engine, "before_cursor_execute")
+
+    @listen
+    def keep(conn: object, cursor: object, stmt: str, params: object, *args: object) -> None:
+        if stmt.lstrip().upper().startswith("SELECT") and "FROM mirror" in stmt:
+            statements.append((stmt, params))
+
+    opened.dirty_objects(USERS, T0)
+    opened.close()
+    assert statements
+    plain_engine = create_engine(db_url)
+    try:
+        with plain_engine.connect() as conn:
+            for stmt, params in statements:
+                rows = conn.exec_driver_sql("EXPLAIN QUERY PLAN " + stmt, params)
+                plan = " ".join(str(r) for r in rows)
+                # the unsettled rows' index, or a lookup of named ids; never all of a resource
+                assert "ix_mirror_dirty" in plan or "(resource=? AND id=?)" in plan, (stmt, plan)
+    finally:
+        plain_engine.dispose()
+
+
 def test_settle_never_moves_backwards(store: StateStore) -> None:
     full_round(store, user("a"))
     incremental(store, user("a", displayName="x"))
