@@ -113,7 +113,13 @@ class Store(Protocol):
     def apply_page(self, resource: str, page: DeltaPage, *, replace: bool) -> PageCounts: ...
 
     def dirty_objects(
-        self, resource: str, now: datetime, *, everything: bool = False
+        self,
+        resource: str,
+        now: datetime,
+        *,
+        everything: bool = False,
+        after: str | None = None,
+        limit: int | None = None,
     ) -> list[MirrorObject]: ...
 
     def apply_objects(self, resource: str, changes: Sequence[ObjectChange]) -> PageCounts: ...
@@ -143,6 +149,8 @@ class Store(Protocol):
     def eliza_ids(self, kind: Kind) -> dict[str, int]: ...
 
     def link_by_eliza_id(self, kind: Kind, eliza_id: int) -> Link | None: ...
+
+    def any_link_matched(self, kind: Kind, prefix: str) -> bool: ...
 
     def count_links(self, kind: Kind, status: str | None = None) -> int: ...
 

@@ -65,6 +65,17 @@ class LinkStore(StoreBase):
         with self._write() as conn:
             delete_link_row(conn, entra_id, kind)
 
+    def any_link_matched(self, kind: Kind, prefix: str) -> bool:
+        """Whether a link of ``kind`` was matched by a ``prefix…`` rule (e.g. "soft"): one
+        indexed probe, not every link of a big tenant read into memory."""
+        stmt = (
+            select(link_table.c.entra_id)
+            .where(link_table.c.kind == kind.value, link_table.c.matched_by.startswith(prefix))
+            .limit(1)
+        )
+        with self._read() as conn:
+            return conn.execute(stmt).first() is not None
+
     def count_links(self, kind: Kind, status: str | None = None) -> int:
         """How many links of ``kind`` there are (with ``status``, when given)."""
         stmt = select(func.count()).select_from(link_table).where(link_table.c.kind == kind.value)

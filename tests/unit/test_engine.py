@@ -185,3 +185,48 @@ def test_the_ledger_writes_behind_in_the_commit_order_with_one_transaction_per_b
         "state.set_meta",
     ]
     converged(store, target)
+
+
+def _adopting_store(n: int, linked: int, matched_by: MatchedBy) -> FakeStore:
+    from datetime import UTC, datetime
+
+    from deltasync.models import Link, MirrorObject
+
+    store = FakeStore()
+    for i in range(n):
+        oid = f"u{i:03d}"
+        data = {"id": oid, "userPrincipalName": f"{oid}@firma.ch", "accountEnabled": True}
+        store.mirror[oid] = ("users", MirrorObject(oid, data, None, 1, 1))
+        if i < linked:
+            how = matched_by if i == 0 else MatchedBy.CREATED
+            at = datetime(2026, 12, 1, tzinfo=UTC)
+            store.links[(oid, Kind.USER)] = Link(oid, Kind.USER, 100 + i, how, at, {}, 1)
+    return store
+
+
+def test_the_adoption_check_reads_the_mirror_in_batches_and_not_at_all_without_a_soft_match() -> (
+    None
+):
+    """It runs after every run that changed something until it holds: at 100,000 users,
+    every link and object held at once cost ~200 MB of each such run."""
+    from engine_fakes import settings
+
+    from deltasync.engine.adoption import all_adopted
+
+    spec = ResourceSpec("users", ("id", "userPrincipalName"))
+    cfg = settings(spec)
+    created_only = _adopting_store(7, 7, MatchedBy.CREATED)
+    assert all_adopted(created_only, cfg, batch=3) is False
+    assert created_only.dirty_reads == []  # no soft match: the mirror is not read at all
+
+    adopted = _adopting_store(7, 7, MatchedBy.SOFT_USERNAME)
+    assert all_adopted(adopted, cfg, batch=3) is True
+    assert [(after, limit) for _, after, limit in adopted.dirty_reads] == [
+        (None, 3),
+        ("u002", 3),
+        ("u005", 3),
+        ("u006", 3),
+    ]
+
+    one_left = _adopting_store(7, 6, MatchedBy.SOFT_USERNAME)  # u006, in the last batch
+    assert all_adopted(one_left, cfg, batch=3) is False
