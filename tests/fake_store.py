@@ -58,6 +58,7 @@ class FakeStore:
     fail: dict[str, Exception] = field(default_factory=dict)
     lease_ok: bool = True
     events: list[str] = field(default_factory=list)  # shared with a FakeTarget: one timeline
+    dirty_reads: list[tuple[str, str | None, int | None]] = field(default_factory=list)
 
     def _write(self, method: str) -> None:
         self.calls.append(method)
@@ -108,18 +109,26 @@ class FakeStore:
         return Counts(len(page.changes), changed)
 
     def dirty_objects(
-        self, resource: str, now: datetime, *, everything: bool = False
+        self,
+        resource: str,
+        now: datetime,
+        *,
+        everything: bool = False,
+        after: str | None = None,
+        limit: int | None = None,
     ) -> list[MirrorObject]:
-        return sorted(
-            (o for r, o in self.mirror.values() if r == resource)
-            if everything
-            else (
+        self.dirty_reads.append((resource, after, limit))
+        found = sorted(
+            (
                 o
                 for r, o in self.mirror.values()
-                if r == resource and o.version > o.settled_version
+                if r == resource
+                and (everything or o.version > o.settled_version)
+                and (after is None or o.id > after)
             ),
             key=lambda o: o.id,
         )
+        return found if limit is None else found[:limit]
 
     def apply_objects(self, resource: str, changes: Sequence[ObjectChange]) -> Counts:
         self._write("apply_objects")

@@ -113,7 +113,13 @@ class Store(Protocol):
     def apply_page(self, resource: str, page: DeltaPage, *, replace: bool) -> PageCounts: ...
 
     def dirty_objects(
-        self, resource: str, now: datetime, *, everything: bool = False
+        self,
+        resource: str,
+        now: datetime,
+        *,
+        everything: bool = False,
+        after: str | None = None,
+        limit: int | None = None,
     ) -> list[MirrorObject]: ...
 
     def apply_objects(self, resource: str, changes: Sequence[ObjectChange]) -> PageCounts: ...

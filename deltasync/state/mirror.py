@@ -120,15 +120,26 @@ class MirrorStore(StoreBase):
         return sorted(found, key=lambda o: o.id)
 
     def dirty_objects(
-        self, resource: str, now: datetime, *, everything: bool = False
+        self,
+        resource: str,
+        now: datetime,
+        *,
+        everything: bool = False,
+        after: str | None = None,
+        limit: int | None = None,
     ) -> list[MirrorObject]:
-        """The objects to plan, ordered by id.
+        """The objects to plan, ordered by id; ``after``/``limit`` read them a batch at a time.
 
         Those changed since they were last settled (``version > settled_version``), except
         while a failure already recorded for that version waits for its retry time; plus
-        every object with a failure due at ``now``. ``everything=True``: all objects.
+        every object with a failure due at ``now``. ``everything=True``: all objects. Keyset
+        pagination (ids after ``after``) is not disturbed by the settling of earlier batches.
         """
         stmt = select(mirror).where(mirror.c.resource == resource).order_by(mirror.c.id)
+        if after is not None:
+            stmt = stmt.where(mirror.c.id > after)
+        if limit is not None:
+            stmt = stmt.limit(limit)
         if not everything:
             waiting = exists().where(
                 failure.c.entra_id == mirror.c.id,
