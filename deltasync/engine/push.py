@@ -23,8 +23,9 @@ The commit order, written down here once and done by the code below:
 Steps 3-5 are written behind (:mod:`deltasync.engine.ledger`): in this same order, but
 many objects per transaction; step 1 commits them together with its marker (as does a
 relink: the memory a deprovisioning keeps is stored before its write), and the end of the
-push commits what is left. Objects go out in chunks of ``CHUNK``, so the push never
-holds a task for every object at once.
+push commits what is left. The plan arrives in batches (:func:`deltasync.engine.plan.
+plan_and_push`; :class:`Pusher` keeps what spans them) and objects go out in chunks of
+``CHUNK``, so the push never holds a task for every object at once.
 
 What to send and what to record is decided by the pure :mod:`deltasync.plan.resolve`.
 """
