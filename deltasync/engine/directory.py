@@ -43,7 +43,7 @@ class Directory:
         )
         self.prefetched = False
         self.rows: dict[Kind, dict[Any, dict[str, Any]]] = {Kind.USER: {}, Kind.PERSON: {}}
-        self._index: dict[tuple[Kind, str, Any], dict[Any, dict[str, Any]]] = {}
+        self._index: dict[tuple[Kind, str, Any], list[Any]] = {}  # -> ids (a list: small)
 
     @staticmethod
     def _norm(kind: Kind, name: str, value: Any) -> Any:
@@ -51,13 +51,13 @@ class Directory:
             return str(value or "").lower()
         return value
 
-    def _add(self, kind: Kind, row: Mapping[str, Any]) -> None:
-        keep = None if self.keep is None else self.keep.get(kind)
+    def _add(self, kind: Kind, row: Mapping[str, Any], keep: Set[str] | None) -> None:
         row = dict(row) if keep is None else {k: v for k, v in row.items() if k in keep}
-        self.rows[kind][row.get("id")] = row
+        oid = row.get("id")
+        self.rows[kind][oid] = row
         for name in _INDEXED[kind]:
             key = (kind, name, self._norm(kind, name, row.get(name)))
-            self._index.setdefault(key, {})[row.get("id")] = row
+            self._index.setdefault(key, []).append(oid)
 
     def _drop(self, kind: Kind, oid: Any) -> None:
         row = self.rows[kind].pop(oid, None)
@@ -65,26 +65,31 @@ class Directory:
             return
         for name in _INDEXED[kind]:
             key = (kind, name, self._norm(kind, name, row.get(name)))
-            self._index.get(key, {}).pop(oid, None)
+            ids = self._index.get(key, [])
+            if oid in ids:
+                ids.remove(oid)
 
     async def prefetch(self) -> None:
         """Read every user and person once."""
         for kind, res in ((Kind.USER, self.names.USER), (Kind.PERSON, self.names.PERSON)):
+            keep = None if self.keep is None else self.keep.get(kind)
             for row in await self.target.list_all(res):
-                self._add(kind, row)
+                self._add(kind, row, keep)
         self.prefetched = True
 
     def remember(self, kind: Kind, obj: Mapping[str, Any]) -> None:
-        """Keep the prefetched lists current after a write."""
+        """Keep the prefetched lists current after a create: an object the run created is
+        linked already, so only what matching decides by is held (a conflict names it)."""
         if not self.prefetched or kind not in _INDEXED:
             return
         self._drop(kind, obj.get("id"))
-        self._add(kind, obj)
+        self._add(kind, obj, DECISION_FIELDS | set(_INDEXED[kind]))
 
     def _lookup(self, kind: Kind, field_name: str, value: Any) -> list[dict[str, Any]]:
         if field_name in _INDEXED[kind]:
             key = (kind, field_name, self._norm(kind, field_name, value))
-            return list(self._index.get(key, {}).values())
+            rows = self.rows[kind]
+            return [rows[oid] for oid in self._index.get(key, ())]
         norm = self._norm(kind, field_name, value)
         return [
             r

@@ -46,6 +46,7 @@ class GroupRound:
     retiring: list[ObjectPlan] = field(default_factory=list)  # empty or delete, pushed last
     links: dict[str, Link] | None = None
     newly_linked: set[str] = field(default_factory=set)  # their members are planned too
+    view: GroupView | None = None  # built once the custom groups are pushed, for every batch
 
 
 def _due(run: Run) -> datetime:
@@ -124,12 +125,16 @@ async def push_groups(run: Run, rnd: GroupRound | None) -> None:
 
 
 def _view(run: Run, rnd: GroupRound) -> GroupView:
+    if rnd.view is not None:
+        return rnd.view
     settings = run.settings.ctx.groups
     assert settings is not None
     if rnd.links is None:
         rnd.links = {lk.entra_id: lk for lk in run.store.all_links(Kind.GROUP)}
     groups = run.store.all_objects(GROUPS)
-    return build_view(settings.nested, groups, rnd.links, run.store.group_edges(), settings)
+    edges = run.store.group_edges()
+    rnd.view = build_view(settings.nested, groups, rnd.links, edges, settings)
+    return rnd.view
 
 
 def users_to_plan(run: Run, rnd: GroupRound | None, dirty: Sequence[MirrorObject]) -> list[str]:

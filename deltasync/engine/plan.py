@@ -1,15 +1,19 @@
-"""Plan: the dirty objects of every resource, through the pure planner, under the threshold."""
+"""Plan and push: the dirty objects of every resource, a batch at a time, through the pure
+planner, under the deletion threshold counted over the whole run."""
 
 from __future__ import annotations
 
+import time
 from collections import Counter
-from dataclasses import replace
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from deltasync.engine.context import Run
 from deltasync.engine.groups import GROUPS, GroupRound, users_to_plan, with_groups
 from deltasync.engine.ledger import PLAN_FINGERPRINT
+from deltasync.engine.push import Pusher
 from deltasync.engine.report import action_json
 from deltasync.engine.settings import USERS
 from deltasync.mapping import ExpressionError
@@ -23,45 +27,142 @@ from deltasync.plan.scope import label
 from deltasync.plan.threshold import apply_threshold
 
 
-async def plan(run: Run, groups: GroupRound | None = None) -> Plan:
-    """What this run will do; reads links and failures, and ELIZA only for --verify-target.
+@dataclass
+class _Across:
+    """What the planning carries from batch to batch."""
+
+    linked_users: int = 0
+    prepared: bool = False
+    aside: list[ObjectPlan] = field(default_factory=list)  # deprovisionings: the threshold's
+    limited: int = 0  # objects with actions let through under --limit-users
+    deferred: int = 0  # and those it leaves for later runs
+    out_of_scope: Counter[str] = field(default_factory=Counter)
+    notes: Counter[str] = field(default_factory=Counter)
+
+
+async def plan_and_push(
+    run: Run,
+    groups: GroupRound | None = None,
+    trace: Callable[[Run, Plan], None] | None = None,
+) -> None:
+    """Plan the dirty objects and push them, a batch at a time (``batch_size``).
 
     With group sync (``groups``), the users' ``groups`` are decided too, and the members of
-    the groups linked just now are planned along with the dirty objects.
+    the groups linked just now are planned after the dirty objects. The plans holding a
+    deprovisioning wait until every batch is planned: the deletion threshold counts them
+    all before any goes out. ``trace`` (sync --user, one batch) sees the plan before its push.
     """
-    opts, report, settings = run.opts, run.report, run.settings
+    settings = run.settings
     run.fingerprint_current = run.store.get_meta(PLAN_FINGERPRINT) == settings.plan_fingerprint
-    everything = opts.verify_target or not run.fingerprint_current
-    due = datetime.max.replace(tzinfo=UTC) if opts.retry_failed else run.now()
+    across = _Across()
+    pusher = Pusher(run)
+    try:
+        for objects, last in _peek(_batches(run, groups)):
+            mark = time.monotonic()
+            plans = await _plan_batch(run, objects, groups, across) if objects else []
+            if last:
+                result = _threshold(run, across, [*across.aside, *plans])
+                across.aside = []
+            else:
+                now = [p for p in plans if not _deprovisions(p)]
+                across.aside.extend(p for p in plans if _deprovisions(p))
+                result = Plan(tuple(now))
+            result = _limit(run, across, result)
+            run.report.timings["plan"] = run.report.timings.get("plan", 0.0) + (
+                time.monotonic() - mark
+            )
+            across.out_of_scope.update(filter(None, map(_left_out, result.objects)))
+            across.notes.update(n for p in result.objects for n in p.notes)
+            if trace is not None:
+                trace(run, result)
+            await pusher.batch(result, last=last)
+            _forget(run, objects, {p.entra_id for p in [*pusher.waiting, *across.aside]})
+        if across.deferred:
+            run.log(f"--limit-users: {across.deferred} objects wait for later runs")
+        if across.prepared:
+            run.report.out_of_scope = dict(across.out_of_scope)
+            for note, count in sorted(across.notes.items()):
+                run.report.warnings.append(f"{note} ({count} user{'s' if count != 1 else ''})")
+        await pusher.finish()
+    finally:
+        pusher.close()
+
+
+def _deprovisions(p: ObjectPlan) -> bool:
+    """Whether the threshold counts this plan (a deactivation or a group removal)."""
+    return any(a.deprovisions or removals(a) for a in p.actions)
+
+
+def _peek(batches: Iterator[list[MirrorObject]]) -> Iterator[tuple[list[MirrorObject], bool]]:
+    """Each batch with whether it is the last; always at least one (maybe empty)."""
+    current = next(batches, [])
+    for following in batches:
+        yield current, False
+        current = following
+    yield current, True
+
+
+def _batches(run: Run, groups: GroupRound | None) -> Iterator[list[MirrorObject]]:
+    """The objects to plan: the dirty ones by id, then the users a group change touches."""
+    opts, settings = run.opts, run.settings
     if opts.users:  # sync --user: just those, dirty or not; the others wait for the next run
         run.fingerprint_current = True
-        objects = run.store.objects_by_id(USERS, opts.users)
-    else:
-        objects = [
-            o
-            for spec in settings.resources
-            if spec.name != GROUPS  # planned by deltasync.engine.groups
-            for o in run.store.dirty_objects(spec.name, due, everything=everything)
-        ]
-        extra = users_to_plan(run, groups, objects)  # users a group change touches
-        if extra:
-            users = settings.resources[0].name
-            objects = sorted([*objects, *run.store.objects_by_id(users, extra)], key=lambda o: o.id)
-    if not objects:
-        return Plan(())  # nothing dirty: no further reads (the idle hourly run)
+        yield run.store.objects_by_id(USERS, opts.users)
+        return
+    everything = opts.verify_target or not run.fingerprint_current
+    due = datetime.max.replace(tzinfo=UTC) if opts.retry_failed else run.now()
+    size = None if opts.verify_target else settings.batch_size  # verify: links read at once
+    extra = set(users_to_plan(run, groups, ()))  # members of groups linked just now
+    for spec in settings.resources:
+        if spec.name == GROUPS:
+            continue  # planned by deltasync.engine.groups
+        after: str | None = None
+        while True:
+            batch = run.store.dirty_objects(
+                spec.name, due, everything=everything, after=after, limit=size
+            )
+            if batch:
+                extra.difference_update(o.id for o in batch)
+                yield batch
+            if size is None or len(batch) < size:
+                break
+            after = batch[-1].id
+    if extra:
+        users = settings.resources[0].name
+        ids = sorted(extra)
+        step = size or len(ids)
+        for start in range(0, len(ids), step):
+            yield run.store.objects_by_id(users, ids[start : start + step])
+
+
+def _prepare(run: Run, across: _Across) -> None:
+    """Before the first batch with objects: failures known, person ids, linked users."""
+    across.prepared = True
     run.ledger.known_failures(f.entra_id for f in run.store.failures())
-    run.links = {k: dict(v) for k, v in run.store.links_for([o.id for o in objects]).items()}
+    run.links = {}
     persons = run.store.eliza_ids(Kind.PERSON)
     run.ids = {(entra_id, Kind.PERSON): i for entra_id, i in persons.items()}
     del persons
-    for entra_id, kinds in run.links.items():
+    across.linked_users = run.store.count_links(Kind.USER, status=LinkStatus.ACTIVE)
+
+
+async def _plan_batch(
+    run: Run, objects: list[MirrorObject], groups: GroupRound | None, across: _Across
+) -> list[ObjectPlan]:
+    """One batch's plans: its links read, each object planned, the users' groups decided."""
+    if not across.prepared:
+        _prepare(run, across)
+    links = run.store.links_for([o.id for o in objects])
+    for entra_id, kinds in links.items():
+        run.links[entra_id] = dict(kinds)
         for kind, lk in kinds.items():
             run.ids[(entra_id, kind)] = lk.eliza_id
-    if opts.verify_target:
+    if run.opts.verify_target:
         await _verify_target(run)
     ctx = run.plan_context()
     plans: list[ObjectPlan] = []
     for o in objects:
+        run.objects[o.id] = o
         if o.id in run.protected:
             _refuse_protected(run, o)
             continue
@@ -69,15 +170,30 @@ async def plan(run: Run, groups: GroupRound | None = None) -> Plan:
             plans.append(_why(run, o, plan_object(o, run.links.get(o.id, {}), ctx)))
         except ExpressionError as exc:
             _fail_planning(run, o, exc)
-    run.objects = {o.id: o for o in objects}
-    plans = with_groups(run, groups, plans)
+    return with_groups(run, groups, plans)
+
+
+def _forget(run: Run, objects: list[MirrorObject], keep: set[str]) -> None:
+    """A pushed batch leaves the run's memory, but for what later batches still need."""
+    for o in objects:
+        if o.id in keep:
+            continue
+        run.objects.pop(o.id, None)
+        for kind in run.links.pop(o.id, {}):
+            if kind != Kind.PERSON:  # person ids resolve managers in later batches
+                run.ids.pop((o.id, kind), None)
+
+
+def _threshold(run: Run, across: _Across, plans: list[ObjectPlan]) -> Plan:
+    """The deletion threshold over every deprovisioning of the run; what it holds reported."""
     result = apply_threshold(
         plans,
-        linked_users=run.store.count_links(Kind.USER, status=LinkStatus.ACTIVE),
-        max_count=settings.max_deactivations,
-        max_percent=settings.max_deactivation_percent,
-        allow=opts.allow_deletes,
+        linked_users=across.linked_users,
+        max_count=run.settings.max_deactivations,
+        max_percent=run.settings.max_deactivation_percent,
+        allow=run.opts.allow_deletes,
     )
+    report = run.report
     if result.held:
         report.threshold = result.threshold_reason
         for held in result.held:
@@ -94,11 +210,7 @@ async def plan(run: Run, groups: GroupRound | None = None) -> Plan:
                 action_json(a, "held") for a in held.actions if a.deprovisions or removals(a)
             )
         run.log(f"deactivations held: {result.threshold_reason}")
-    report.out_of_scope = dict(Counter(filter(None, map(_left_out, result.objects))))
-    notes = Counter(n for p in result.objects for n in p.notes)
-    for note, count in sorted(notes.items()):
-        report.warnings.append(f"{note} ({count} user{'s' if count != 1 else ''})")
-    return _limit(run, result)
+    return result
 
 
 def _left_out(p: ObjectPlan) -> str | None:
@@ -122,16 +234,21 @@ def _why(run: Run, obj: MirrorObject, planned: ObjectPlan) -> ObjectPlan:
     )
 
 
-def _limit(run: Run, result: Plan) -> Plan:
-    """--limit-users: only the first objects with actions run; the others wait, still dirty."""
+def _limit(run: Run, across: _Across, result: Plan) -> Plan:
+    """--limit-users: only the first objects with actions run (counted over the batches);
+    the others wait, still dirty."""
     with_actions = [p for p in result.objects if p.actions]
-    run.report.planned_objects = len(with_actions)
+    run.report.planned_objects += len(with_actions)
     limit = run.opts.limit_users
-    if limit is None or len(with_actions) <= limit:
+    if limit is None:
         return result
-    keep = {p.entra_id for p in with_actions[:limit]}
-    run.report.deferred_objects = len(with_actions) - limit
-    run.log(f"--limit-users: {run.report.deferred_objects} objects wait for later runs")
+    room = max(limit - across.limited, 0)
+    across.limited += min(room, len(with_actions))
+    if len(with_actions) <= room:
+        return result
+    keep = {p.entra_id for p in with_actions[:room]}
+    across.deferred += len(with_actions) - room
+    run.report.deferred_objects += len(with_actions) - room
     return replace(
         result, objects=tuple(p for p in result.objects if p.entra_id in keep or not p.actions)
     )

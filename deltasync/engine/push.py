@@ -23,8 +23,9 @@ The commit order, written down here once and done by the code below:
 Steps 3-5 are written behind (:mod:`deltasync.engine.ledger`): in this same order, but
 many objects per transaction; step 1 commits them together with its marker (as does a
 relink: the memory a deprovisioning keeps is stored before its write), and the end of the
-push commits what is left. Objects go out in chunks of ``CHUNK``, so the push never
-holds a task for every object at once.
+push commits what is left. The plan arrives in batches (:func:`deltasync.engine.plan.
+plan_and_push`; :class:`Pusher` keeps what spans them) and objects go out in chunks of
+``CHUNK``, so the push never holds a task for every object at once.
 
 What to send and what to record is decided by the pure :mod:`deltasync.plan.resolve`.
 """
@@ -68,16 +69,12 @@ CHUNK = 1000  # objects in flight (as tasks) at most; concurrency stays max_conc
 
 async def push(run: Run, plan: Plan) -> None:
     """Every object's actions, a few objects at a time; objects waiting for a link twice."""
-    run.ledger.flush()  # what the plan recorded (relinks, conflicts) comes first
-    await check_target_fields(run, plan)
-    await _check_orgunits(run, plan)
-    keep = {kind: written_fields(run, kind) for kind in (Kind.USER, Kind.PERSON)}
-    run.directory = Directory(run.target, run.names, keep)
-    creates = sum(1 for a in plan.actions if a.op == Op.CREATE)
-    if creates >= PREFETCH_THRESHOLD:
-        run.log(f"{creates} objects to create or match: reading ELIZA's users and persons once")
-        await run.directory.prefetch()
-    await _Push(run, plan).all()
+    pusher = Pusher(run)
+    try:
+        await pusher.batch(plan, last=True)
+        await pusher.finish()
+    finally:
+        pusher.close()
 
 
 class _Push:
@@ -87,52 +84,6 @@ class _Push:
         self.held = {p.entra_id for p in plan.held}
         self.outages = 0
         self.collided: set[str] = set()  # objects with a field another account holds
-
-    async def all(self) -> None:
-        run, plan = self.run, self.plan
-        waiting: list[ObjectPlan] = []
-        stopped: list[ObjectPlan] = []
-        sem = asyncio.Semaphore(run.settings.concurrency)
-
-        async def one(p: ObjectPlan) -> None:
-            async with sem:
-                if p.actions and run.stop():
-                    stopped.append(p)  # asked to stop: the object stays dirty, untouched
-                    return
-                ok = await self.object(p)
-            if p.actions:
-                run.progress.advance(1)
-            if p.unresolved:
-                waiting.append(p)
-            elif ok and p.entra_id not in self.held:
-                run.ledger.settle(p.entra_id, p.version)
-
-        run.progress.phase(run.ledger.progress, sum(1 for p in plan.objects if p.actions))
-        try:
-            for start in range(0, len(plan.objects), CHUNK):
-                await asyncio.gather(*(one(p) for p in plan.objects[start : start + CHUNK]))
-        finally:
-            run.progress.done()
-            run.ledger.flush()
-        if stopped:
-            run.report.deferred_objects += len(stopped)
-            run.report.warnings.append(f"stopped (signal): {len(stopped)} objects wait")
-        if waiting:
-            # managers linked during this run: plan those objects once more
-            ctx = run.plan_context()
-            again = [
-                plan_object(run.objects[p.entra_id], run.links.get(p.entra_id, {}), ctx)
-                for p in waiting
-            ]
-            for p in again:
-                ok = await self.object(p)
-                if ok and not p.unresolved and p.entra_id not in self.held:
-                    run.ledger.settle(p.entra_id, p.version)
-            run.ledger.flush()
-        if not (run.report.deferred_objects or run.report.held or run.fingerprint_current):
-            # objects left for later runs (deferred, or held by the threshold) must still be
-            # re-planned under the new settings
-            run.ledger.plan_current(run.settings.plan_fingerprint)
 
     async def object(self, p: ObjectPlan) -> bool:
         """Run one object's actions in order; False when one failed (the rest then wait)."""
@@ -328,14 +279,105 @@ class _Push:
             )
 
 
-async def _check_orgunits(run: Run, plan: Plan) -> None:
-    """A mapped org unit ELIZA does not know is a configuration error, found before writing."""
+class Pusher(_Push):
+    """The push of a run's plan, batch by batch: the checks and the list read happen once,
+    objects waiting for a manager's link are planned again after the last batch."""
+
+    def __init__(self, run: Run) -> None:
+        super().__init__(run, Plan(()))
+        keep = {kind: written_fields(run, kind) for kind in (Kind.USER, Kind.PERSON)}
+        run.directory = Directory(run.target, run.names, keep)
+        self.waiting: list[ObjectPlan] = []
+        self.stopped = 0
+        self.checked = False  # ELIZA's schema checked (once a batch has actions)
+        self.orgunits: set[int] | None = None  # ELIZA's org units, read once if needed
+        self.creates = 0
+        self.prefetched = False
+        self.phase = False
+
+    async def batch(self, plan: Plan, *, last: bool) -> None:
+        """Push one batch; ``last``: no batch follows (its total is the phase's total)."""
+        run = self.run
+        run.ledger.flush()  # what the plan recorded (relinks, conflicts) comes first
+        if not self.checked and plan.actions:
+            await check_target_fields(run, plan)
+            self.checked = True
+        self.orgunits = await _check_orgunits(run, plan, self.orgunits)
+        self.creates += sum(1 for a in plan.actions if a.op == Op.CREATE)
+        if self.creates >= PREFETCH_THRESHOLD and not self.prefetched:
+            run.log(
+                f"{self.creates} objects to create or match: reading ELIZA's users and persons once"
+            )
+            await run.directory.prefetch()
+            self.prefetched = True
+        self.held |= {p.entra_id for p in plan.held}
+        with_actions = sum(1 for p in plan.objects if p.actions)
+        if not self.phase:
+            run.progress.phase(run.ledger.progress, with_actions if last else None)
+            self.phase = True
+        sem = asyncio.Semaphore(run.settings.concurrency)
+
+        async def one(p: ObjectPlan) -> None:
+            async with sem:
+                if p.actions and run.stop():
+                    self.stopped += 1  # asked to stop: the object stays dirty, untouched
+                    return
+                ok = await self.object(p)
+            if p.actions:
+                run.progress.advance(1)
+            if p.unresolved:
+                self.waiting.append(p)
+            elif ok and p.entra_id not in self.held:
+                run.ledger.settle(p.entra_id, p.version)
+
+        try:
+            for start in range(0, len(plan.objects), CHUNK):
+                await asyncio.gather(*(one(p) for p in plan.objects[start : start + CHUNK]))
+        finally:
+            run.ledger.flush()
+
+    def close(self) -> None:
+        """The push phase has ended (also on error)."""
+        if self.phase:
+            self.run.progress.done()
+            self.phase = False
+
+    async def finish(self) -> None:
+        """After the last batch: the objects waiting for a manager's link, the fingerprint."""
+        run = self.run
+        self.close()
+        if self.stopped:
+            run.report.deferred_objects += self.stopped
+            run.report.warnings.append(f"stopped (signal): {self.stopped} objects wait")
+        if self.waiting:
+            # managers linked during this run: plan those objects once more
+            ctx = run.plan_context()
+            again = [
+                plan_object(run.objects[p.entra_id], run.links.get(p.entra_id, {}), ctx)
+                for p in self.waiting
+            ]
+            self.waiting = []
+            for p in again:
+                ok = await self.object(p)
+                if ok and not p.unresolved and p.entra_id not in self.held:
+                    run.ledger.settle(p.entra_id, p.version)
+            run.ledger.flush()
+        if not (run.report.deferred_objects or run.report.held or run.fingerprint_current):
+            # objects left for later runs (deferred, or held by the threshold) must still be
+            # re-planned under the new settings
+            run.ledger.plan_current(run.settings.plan_fingerprint)
+
+
+async def _check_orgunits(run: Run, plan: Plan, known: set[int] | None) -> set[int] | None:
+    """A mapped org unit ELIZA does not know is a configuration error, found before writing
+    the batch; ELIZA's org units (``known``) are read once a run."""
     targets = {
         a.fields[f.ORGUNIT] for a in plan.actions if a.kind == Kind.MEMBERSHIP and a.op == Op.CREATE
     }
     if not targets:
-        return
-    known = {int(o["id"]) for o in await run.target.list_all(run.names.ORGUNIT)}
+        return known
+    if known is None:
+        known = {int(o["id"]) for o in await run.target.list_all(run.names.ORGUNIT)}
     missing = sorted(targets - known)
     if missing:
         mapping = run.settings.ctx.orgunit_mapping
@@ -346,3 +388,4 @@ async def _check_orgunits(run: Run, plan: Plan) -> None:
                 if oid in missing
             ]
         )
+    return known

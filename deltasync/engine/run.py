@@ -24,11 +24,10 @@ from deltasync.engine.ondemand import (
     trace_plan,
     trace_results,
 )
-from deltasync.engine.plan import plan
+from deltasync.engine.plan import plan_and_push
 from deltasync.engine.ports import Collections, Source, Store, Target
 from deltasync.engine.progress import NO_PROGRESS, Progress
 from deltasync.engine.pull import pull
-from deltasync.engine.push import push
 from deltasync.engine.report import RunReport
 from deltasync.engine.settings import EngineSettings, RunOptions
 from deltasync.engine.undo import undo
@@ -137,14 +136,9 @@ class Engine:
             if groups is not None:
                 report.timings["groups"] = time.monotonic() - mark
             mark = time.monotonic()
-            planned = await plan(run, groups)
-            report.timings["plan"] = time.monotonic() - mark
-            if opts.users:
-                trace_plan(run, planned)
-            mark = time.monotonic()
-            await push(run, planned)
+            await plan_and_push(run, groups, trace_plan if opts.users else None)
             await retire_groups(run, groups)  # after their members lost them
-            report.timings["push"] = time.monotonic() - mark
+            report.timings["push"] = time.monotonic() - mark - report.timings.get("plan", 0.0)
             if opts.users:
                 trace_results(report)
             if report.actions and not opts.dry_run:

@@ -53,6 +53,7 @@ class EngineSettings:
     max_deactivation_percent: float = 10.0
     concurrency: int = 8
     resources: tuple[ResourceSpec, ...] = ()
+    batch_size: int = 2000  # dirty objects planned and pushed at a time (bounded memory)
 
     def __post_init__(self) -> None:
         if not self.resources:

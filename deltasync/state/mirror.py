@@ -132,7 +132,8 @@ class MirrorStore(StoreBase):
 
         Those changed since they were last settled (``version > settled_version``), except
         while a failure already recorded for that version waits for its retry time; plus
-        every object with a failure due at ``now``. ``everything=True``: all objects.
+        every object with a failure due at ``now``. ``everything=True``: all objects. Keyset
+        pagination (ids after ``after``) is not disturbed by the settling of earlier batches.
 
         The two sets are read by two queries and merged here: the changed ones come from the
         partial index ``ix_mirror_dirty``, which holds only unsettled rows, so an idle run at

@@ -490,6 +490,24 @@ def test_an_idle_dirty_query_reads_only_the_unsettled_index(db_url: str) -> None
         plain_engine.dispose()
 
 
+def test_dirty_objects_read_a_batch_at_a_time_by_id_while_earlier_ones_settle(
+    store: StateStore,
+) -> None:
+    full_round(store, *(user(c) for c in "abcde"))
+    first = store.dirty_objects(USERS, T0, limit=2)
+    assert [o.id for o in first] == ["a", "b"]
+    for o in first:  # the push settles the batch before the next one is read
+        store.settle(o.id, o.version)
+    assert [o.id for o in store.dirty_objects(USERS, T0, after="b", limit=2)] == ["c", "d"]
+    assert [o.id for o in store.dirty_objects(USERS, T0, after="d", limit=2)] == ["e"]
+    assert [o.id for o in store.dirty_objects(USERS, T0, everything=True, after="a")] == [
+        "b",
+        "c",
+        "d",
+        "e",
+    ]
+
+
 def test_settle_never_moves_backwards(store: StateStore) -> None:
     full_round(store, user("a"))
     incremental(store, user("a", displayName="x"))
