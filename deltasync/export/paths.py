@@ -38,25 +38,23 @@ def check_export_path(path: Path) -> None:
     if suffix not in SUFFIXES:
         what = f"a '{path.suffix}' file" if path.suffix else "a file without a suffix"
         raise UsageError(f"cannot export to {path}: {what}; name it .xlsx (Excel) or .csv")
-    if path.is_dir():
-        raise UsageError(f"cannot export to {path}: it is a folder; give a file name")
-    parent = path.parent
-    if not parent.exists():
-        raise UsageError(f"cannot export to {path}: the folder {parent} does not exist")
-    if not parent.is_dir():
-        raise UsageError(f"cannot export to {path}: {parent} is not a folder")
-    if not can_write_in(parent):
-        raise UsageError(f"cannot export to {path}: the folder {parent} is not writable")
+    check_file_in_writable_folder(path, "cannot export to")
 
 
 def check_metrics_path(path: Path) -> None:
     """Raise UsageError unless ``path`` can take the metrics file; call it before a run."""
+    check_file_in_writable_folder(path, "cannot write metrics to")
+
+
+def check_file_in_writable_folder(path: Path, cannot: str) -> None:
+    """Raise UsageError, starting ``cannot`` (e.g. "cannot export to"), unless ``path`` names
+    a file in an existing folder this process may create files in."""
     if path.is_dir():
-        raise UsageError(f"cannot write metrics to {path}: it is a folder; give a file name")
+        raise UsageError(f"{cannot} {path}: it is a folder; give a file name")
     parent = path.parent
     if not parent.exists():
-        raise UsageError(f"cannot write metrics to {path}: the folder {parent} does not exist")
+        raise UsageError(f"{cannot} {path}: the folder {parent} does not exist")
     if not parent.is_dir():
-        raise UsageError(f"cannot write metrics to {path}: {parent} is not a folder")
+        raise UsageError(f"{cannot} {path}: {parent} is not a folder")
     if not can_write_in(parent):
-        raise UsageError(f"cannot write metrics to {path}: the folder {parent} is not writable")
+        raise UsageError(f"{cannot} {path}: the folder {parent} is not writable")
