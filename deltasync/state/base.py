@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from deltasync.errors import StateStoreError
 from deltasync.state.database import WRITE, describe, is_locked, json_dumps, locked_error, mask_url
+from deltasync.state.statistics import Statistics
 
 CHUNK = 500  # ids per IN (...) list, well below every backend's parameter limit
 
@@ -33,6 +34,7 @@ class StoreBase:
         self._writer = engine.execution_options(**{WRITE: True})
         self._url = mask_url(engine.url)
         self._local = threading.local()  # .conn: this thread's open batch, if any
+        self.statistics = Statistics()  # PostgreSQL's planner statistics kept in step
 
     @property
     def url(self) -> str:

@@ -69,9 +69,11 @@ class MirrorStore(StoreBase):
                 now,
                 full_round=cur.round_seq if full else None,
             )
+            self.statistics.wrote(conn, "mirror", changed)
             if resource == GROUPS_RESOURCE:
                 seq = cur.round_seq if full else None
-                apply_members(conn, page.changes, before, after, version, seq)
+                members = apply_members(conn, page.changes, before, after, version, seq)
+                self.statistics.wrote(conn, "group_member", members)
             absent = 0
             progress: dict[str, Any] = {"next_link": page.next_link}
             if page.delta_link is not None:

@@ -104,6 +104,9 @@ class RunStore(StoreBase):
         :mod:`deltasync.state.records`), in one transaction (or the open batch)."""
         with self._write() as conn:
             write_records(conn, journal_rows, links, settled)
+            self.statistics.wrote(conn, "journal", len(journal_rows))
+            self.statistics.wrote(conn, "link", len(links))
+            self.statistics.wrote(conn, "mirror", len(settled))
 
     def journal_for(self, entra_id: str, limit: int = 50) -> list[JournalEntry]:
         """The last ``limit`` journal entries of one object, newest first."""
