@@ -22,7 +22,7 @@ from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, s
 from deltasync.models import ObjectChange
 from deltasync.state.base import StoreBase, chunks
 from deltasync.state.meta import VersionCounter
-from deltasync.state.tables import group_member, mirror
+from deltasync.state.tables import failure, group_member, mirror
 
 GROUPS_RESOURCE = "groups"  # the Graph resource whose pages carry members@delta
 USERS_RESOURCE = "users"  # whose mirror versions a membership change bumps
@@ -90,8 +90,9 @@ def apply_members(
     after: Mapping[str, _State],
     version: VersionCounter,
     full_round: int | None,
-) -> None:
-    """Merge a page's ``members@delta`` slices and bump the users they affect.
+) -> int:
+    """Merge a page's ``members@delta`` slices and bump the users they affect; returns how
+    many memberships were added or dropped.
 
     In page order: the last entry about a (group, member) pair wins. ``full_round`` is the
     round number of a full round (its memberships are marked seen), None for incremental.
@@ -105,11 +106,11 @@ def apply_members(
     toggled = [gid for gid, state in after.items() if gid in before and before[gid][1] != state[1]]
     users: set[str] = set()
     under: set[str] = set(toggled)
+    inserts: list[dict[str, Any]] = []
+    gone: list[tuple[str, str]] = []
     if wanted:
         existing = _existing(conn, {g for g, _ in wanted})
-        inserts: list[dict[str, Any]] = []
         seen: dict[str, list[str]] = {}
-        gone: list[tuple[str, str]] = []
         for (gid, mid), kind in wanted.items():
             old = existing.get((gid, mid))
             if kind is None:
@@ -147,6 +148,7 @@ def apply_members(
                 )
             )
     _bump(conn, users | users_under(conn, under), version)
+    return len(inserts) + len(gone)
 
 
 def finish_full_round(conn: Connection, seq: int, version: VersionCounter) -> None:
@@ -215,13 +217,23 @@ def _affected(kind: str, member_id: str, users: set[str], under: set[str]) -> No
 
 
 def _bump(conn: Connection, users: set[str], version: VersionCounter) -> None:
-    """Give the users a new mirror version: they are planned again (only mirrored ones)."""
+    """Give the users a new mirror version: they are planned again (only mirrored ones).
+
+    A user already waiting for its plan keeps its version (it is planned anyway, with the
+    memberships as they are then), unless a failure holds it back: the new version lets it
+    be retried at once. In a first sync every user is waiting, so the groups round rewrites
+    none of them (it had rewritten each user once per group holding it).
+    """
     if not users:
         return
     value = version.next()
+    calm = or_(
+        mirror.c.version <= mirror.c.settled_version,
+        mirror.c.id.in_(select(failure.c.entra_id)),
+    )
     for chunk in chunks(sorted(users)):
         conn.execute(
             update(mirror)
-            .where(and_(mirror.c.resource == USERS_RESOURCE, mirror.c.id.in_(chunk)))
+            .where(and_(mirror.c.resource == USERS_RESOURCE, mirror.c.id.in_(chunk), calm))
             .values(version=value)
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from deltasync.models import DeltaPage, MemberChange, ObjectChange, Removed, RoundKind
+from deltasync.models import DeltaPage, Kind, MemberChange, ObjectChange, Removed, RoundKind
 from deltasync.state import StateStore
 
 NOW = datetime(2030, 1, 1, tzinfo=UTC)
@@ -121,3 +121,31 @@ def test_a_removed_group_keeps_its_members_and_makes_them_dirty(store: StateStor
     store.apply_page("groups", DeltaPage((gone,), None, "d2"), replace=False)
     assert members(store, "b") == {"a", "u2"}
     assert dirty(store) == {"u1", "u2"}
+
+
+def test_a_membership_change_leaves_users_already_waiting_at_their_version_but_a_failed_one_moves(
+    store: StateStore,
+) -> None:
+    """A first sync pulls the groups while every user waits for its plan: rewriting each user
+    once per group holding it cost the 100,000-user first sync on PostgreSQL its pace. A user
+    held back by a failure still gets a new version, so the change is retried at once."""
+    users(store, "calm", "waiting", "failed")
+    pages(store, RoundKind.FULL, (g("a"),))
+    store.begin_round("users", RoundKind.INCREMENTAL, "fp", "d-users")
+    changes = tuple(ObjectChange(i, {"jobTitle": "neu"}) for i in ("waiting", "failed"))
+    store.apply_page("users", DeltaPage(changes, None, "d-users-2"), replace=False)
+    before = {o.id: o.version for o in store.all_objects("users")}
+    for _ in range(2):  # failed twice: it waits for its retry time
+        store.record_failure(
+            "failed", Kind.USER, "update", "error", "500", {}, before["failed"], NOW
+        )
+    assert dirty(store) == {"waiting"}
+
+    store.begin_round("groups", RoundKind.INCREMENTAL, "fp", "d-groups")
+    change = ObjectChange("a", {"id": "a"}, None, (u("calm"), u("waiting"), u("failed")))
+    store.apply_page("groups", DeltaPage((change,), None, "d2"), replace=False)
+
+    after = {o.id: o.version for o in store.all_objects("users")}
+    assert after["waiting"] == before["waiting"]
+    assert after["calm"] > before["calm"] and after["failed"] > before["failed"]
+    assert dirty(store) == {"calm", "waiting", "failed"}
