@@ -1,47 +1,50 @@
 """What ``--help`` shows in the type column: click's words (TEXT, INTEGER, PATH), never a Python
-type name (``<int>``, ``<list[str]>``) as typer itself prints them since 0.2x."""
+type name (``<int>``, ``<%Y-%m-%d|…>``) as typer's bundled click prints them.
+
+typer is pinned below 0.29, which imports pydantic on every command (0.2 s of each start, a
+seventh of an idle run); this module fits the help of the typer we pin.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
-from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import typer
-from typer.core import TyperArgument, TyperOption
+from typer._click import types
+from typer.core import TyperArgument
 
-_LABELS: dict[Any, str] = {
-    str: "TEXT",
-    int: "INTEGER",
-    float: "FLOAT",
-    bool: "BOOLEAN",
-    datetime: "DATETIME",
-    Path: "PATH",
+_LABELS: dict[str, str] = {
+    "str": "TEXT",
+    "int": "INTEGER",
+    "int range": "INTEGER",
+    "float": "FLOAT",
+    "float range": "FLOAT",
+    "boolean": "BOOLEAN",
+    "datetime": "DATETIME",
+    "uuid": "UUID",
+    "filename": "FILE",
 }
 
 
-def type_label(param: TyperArgument | TyperOption) -> str:
-    """The word for what a parameter takes; a list takes several (``TEXT...``)."""
-    desc = param.type_descriptor
-    if desc.is_choice:
-        return "|".join(str(getattr(c, "value", c)) for c in desc.choices or ())
-    annotation = get_args(desc.annotation)[0] if desc.is_list else desc.annotation
-    label = desc.path_type.upper() if desc.is_path else _LABELS.get(annotation, "VALUE")
-    return f"{label}..." if desc.is_list or param.nargs != 1 else label
+def label(param_type: types.ParamType) -> str:
+    """The word for what a parameter of this type takes."""
+    return _LABELS.get(param_type.name, param_type.name.upper())
 
 
-def _argument_type(self: TyperArgument, ctx: typer.Context) -> str | None:
-    return type_label(self)
+def _type_metavar(self: types.ParamType, param: Any, ctx: Any) -> str | None:
+    return label(self)
 
 
-def _option_type(self: TyperOption, ctx: typer.Context) -> str | None:
-    """A flag takes no value: its help row shows no type at all."""
-    if self.is_flag:
-        return None
-    return self.metavar if self.metavar is not None else type_label(self)
+def _argument_metavar(self: TyperArgument, ctx: typer.Context, *, usage: bool = False) -> str:
+    """The argument's name alone (typer appends ``:TYPE`` once a type has a metavar)."""
+    var = self.metavar or self.name or ""
+    if usage and not var.startswith("["):
+        var = f"{{{var}}}" if self.required else f"[{var}]"
+    return var if self.nargs == 1 else f"{var}..."
 
 
 def install() -> None:
-    """Replace typer's type column in every help page (idempotent)."""
-    TyperArgument.display_type_rich = _argument_type  # type: ignore[method-assign,assignment]
-    TyperOption.display_type_rich = _option_type  # type: ignore[method-assign,assignment]
+    """Replace typer's type words in every help page (idempotent)."""
+    types.ParamType.get_metavar = _type_metavar  # type: ignore[method-assign]
+    types.DateTime.get_metavar = _type_metavar  # type: ignore[method-assign]
+    TyperArgument.make_metavar = _argument_metavar  # type: ignore[method-assign,assignment]
