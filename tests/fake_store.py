@@ -20,6 +20,7 @@ from deltasync.models import (
     ObjectChange,
     RoundKind,
 )
+from deltasync.state.scratch import ScratchRows
 
 NOW = datetime(2026, 11, 22, 8, 0, tzinfo=UTC)
 
@@ -195,6 +196,9 @@ class FakeStore:
         return any(
             k == kind and lk.matched_by.startswith(prefix) for (_, k), lk in self.links.items()
         )
+
+    def lookup_rows(self) -> ScratchRows:
+        return ScratchRows()
 
     def count_links(self, kind: Kind, status: str | None = None) -> int:
         return sum(1 for lk in self.all_links(kind) if status is None or lk.status == status)

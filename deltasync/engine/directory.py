@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Set
+from collections.abc import Callable, Mapping, Set
 from typing import Any
 
 from deltasync import fields as f
-from deltasync.engine.ports import Collections, Target
+from deltasync.engine.ports import Collections, LookupRows, Target
 from deltasync.models import Kind
 
 #: The fields matching looks ELIZA users and persons up by (the prefetched rows are indexed).
@@ -25,14 +25,19 @@ class Directory:
 
     Before a big first sync, reading the lists once costs a handful of requests where
     per-object lookups would cost several per Entra user. The prefetched rows are indexed
-    by the fields matching looks up, so each lookup is O(1), not a scan of the whole list.
-    With ``keep`` (per kind: the fields the sync writes), a held row keeps only those, the
-    indexed keys and :data:`DECISION_FIELDS`: what matching and adopting a match read, not
-    whole ELIZA objects (a big tenant's lists, and every object the run creates).
+    by the fields matching looks up, so each lookup is O(1), not a scan of the whole list;
+    they are held in ``rows`` (the store's :meth:`~deltasync.engine.ports.Store.lookup_rows`,
+    out of the process's memory: 200,000 rows as dicts took 280 MB). With ``keep`` (per
+    kind: the fields the sync writes), a held row keeps only those, the indexed keys and
+    :data:`DECISION_FIELDS`: what matching and adopting a match read, not whole ELIZA objects.
     """
 
     def __init__(
-        self, target: Target, names: Collections, keep: Mapping[Kind, Set[str]] | None = None
+        self,
+        target: Target,
+        names: Collections,
+        keep: Mapping[Kind, Set[str]] | None = None,
+        rows: Callable[[], LookupRows] | None = None,
     ) -> None:
         self.target = target
         self.names = names
@@ -41,9 +46,12 @@ class Directory:
             if keep is None
             else {k: frozenset(v) | DECISION_FIELDS | set(_INDEXED[k]) for k, v in keep.items()}
         )
-        self.prefetched = False
-        self.rows: dict[Kind, dict[Any, dict[str, Any]]] = {Kind.USER: {}, Kind.PERSON: {}}
-        self._index: dict[tuple[Kind, str, Any], list[Any]] = {}  # -> ids (a list: small)
+        self._new_rows = rows
+        self.rows: LookupRows | None = None  # once prefetched
+
+    @property
+    def prefetched(self) -> bool:
+        return self.rows is not None
 
     @staticmethod
     def _norm(kind: Kind, name: str, value: Any) -> Any:
@@ -52,48 +60,42 @@ class Directory:
         return value
 
     def _add(self, kind: Kind, row: Mapping[str, Any], keep: Set[str] | None) -> None:
+        assert self.rows is not None
         row = dict(row) if keep is None else {k: v for k, v in row.items() if k in keep}
-        oid = row.get("id")
-        self.rows[kind][oid] = row
-        for name in _INDEXED[kind]:
-            key = (kind, name, self._norm(kind, name, row.get(name)))
-            self._index.setdefault(key, []).append(oid)
-
-    def _drop(self, kind: Kind, oid: Any) -> None:
-        row = self.rows[kind].pop(oid, None)
-        if row is None:
-            return
-        for name in _INDEXED[kind]:
-            key = (kind, name, self._norm(kind, name, row.get(name)))
-            ids = self._index.get(key, [])
-            if oid in ids:
-                ids.remove(oid)
+        keys = {name: self._norm(kind, name, row.get(name)) for name in _INDEXED[kind]}
+        self.rows.put(kind.value, row.get("id"), row, keys)
 
     async def prefetch(self) -> None:
         """Read every user and person once."""
+        if self._new_rows is None:
+            raise RuntimeError("a Directory without rows cannot prefetch")
+        self.rows = self._new_rows()
         for kind, res in ((Kind.USER, self.names.USER), (Kind.PERSON, self.names.PERSON)):
             keep = None if self.keep is None else self.keep.get(kind)
             for row in await self.target.list_all(res):
                 self._add(kind, row, keep)
-        self.prefetched = True
+
+    def close(self) -> None:
+        """The run is over: the held rows go."""
+        if self.rows is not None:
+            self.rows.close()
+            self.rows = None
 
     def remember(self, kind: Kind, obj: Mapping[str, Any]) -> None:
         """Keep the prefetched lists current after a create: an object the run created is
         linked already, so only what matching decides by is held (a conflict names it)."""
-        if not self.prefetched or kind not in _INDEXED:
+        if self.rows is None or kind not in _INDEXED:
             return
-        self._drop(kind, obj.get("id"))
         self._add(kind, obj, DECISION_FIELDS | set(_INDEXED[kind]))
 
     def _lookup(self, kind: Kind, field_name: str, value: Any) -> list[dict[str, Any]]:
-        if field_name in _INDEXED[kind]:
-            key = (kind, field_name, self._norm(kind, field_name, value))
-            rows = self.rows[kind]
-            return [rows[oid] for oid in self._index.get(key, ())]
+        assert self.rows is not None
         norm = self._norm(kind, field_name, value)
+        if field_name in _INDEXED[kind]:
+            return self.rows.find(kind.value, field_name, norm)
         return [
             r
-            for r in self.rows[kind].values()
+            for r in self.rows.rows(kind.value)
             if self._norm(kind, field_name, r.get(field_name)) == norm
         ]
 

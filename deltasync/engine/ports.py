@@ -6,7 +6,7 @@ the real clients, the engine tests hand in in-memory fakes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -22,6 +22,23 @@ from deltasync.models import (
     ObjectChange,
     RoundKind,
 )
+
+
+class LookupRows(Protocol):
+    """Rows held for the run's ELIZA lookups, out of the process's memory
+    (``deltasync.state.scratch.ScratchRows``): by kind and id, found by indexed keys."""
+
+    def put(self, kind: str, oid: Any, row: Mapping[str, Any], keys: Mapping[str, Any]) -> None: ...
+
+    def drop(self, kind: str, oid: Any) -> None: ...
+
+    def find(self, kind: str, name: str, value: Any) -> list[dict[str, Any]]: ...
+
+    def rows(self, kind: str) -> Iterator[dict[str, Any]]: ...
+
+    def count(self, kind: str) -> int: ...
+
+    def close(self) -> None: ...
 
 
 class Source(Protocol):
@@ -155,6 +172,8 @@ class Store(Protocol):
     def count_links(self, kind: Kind, status: str | None = None) -> int: ...
 
     def journal_for(self, entra_id: str, limit: int = 50) -> list[JournalEntry]: ...
+
+    def lookup_rows(self) -> LookupRows: ...
 
     # what this run did: written only through the ledger
     def batch(self) -> AbstractContextManager[None]:

@@ -286,7 +286,7 @@ class Pusher(_Push):
     def __init__(self, run: Run) -> None:
         super().__init__(run, Plan(()))
         keep = {kind: written_fields(run, kind) for kind in (Kind.USER, Kind.PERSON)}
-        run.directory = Directory(run.target, run.names, keep)
+        run.directory = Directory(run.target, run.names, keep, rows=run.store.lookup_rows)
         self.waiting: list[ObjectPlan] = []
         self.stopped = 0
         self.checked = False  # ELIZA's schema checked (once a batch has actions)
@@ -337,7 +337,11 @@ class Pusher(_Push):
             run.ledger.flush()
 
     def close(self) -> None:
-        """The push phase has ended (also on error)."""
+        """The push has ended (also on error): the progress phase closes, the lookup rows go."""
+        self._phase_done()
+        self.run.directory.close()
+
+    def _phase_done(self) -> None:
         if self.phase:
             self.run.progress.done()
             self.phase = False
@@ -345,7 +349,7 @@ class Pusher(_Push):
     async def finish(self) -> None:
         """After the last batch: the objects waiting for a manager's link, the fingerprint."""
         run = self.run
-        self.close()
+        self._phase_done()
         if self.stopped:
             run.report.deferred_objects += self.stopped
             run.report.warnings.append(f"stopped (signal): {self.stopped} objects wait")

@@ -28,6 +28,7 @@ from deltasync.state.meta import CREATED_AFTER, CREATED_AT, MetaStore
 from deltasync.state.mirror import MirrorStore, PageStats
 from deltasync.state.revision import HEAD_REVISION, ensure_current, stored_revision
 from deltasync.state.runs import RunStore
+from deltasync.state.scratch import ScratchRows
 
 __all__ = [
     "RETRY_BASE",
@@ -156,3 +157,7 @@ class StateStore(
         super().__init__(engine)
         self.notices: list[str] = []  # what opening it had to tell (a damaged file moved)
         self.revisions: Revisions = (None, None)  # the schema revision before and after open
+
+    def lookup_rows(self) -> ScratchRows:
+        """A run's private, temporary rows for its ELIZA lookups (never this database)."""
+        return ScratchRows()

@@ -120,7 +120,7 @@ def test_an_hourly_sync_imports_no_export_writer_it_was_not_asked_for(
     cfg = str(sandbox.config_path)
     code, modules = loaded_after(tmp_path, "sync", "-q", "-c", cfg, env=sandbox.env)
     assert code == 0 and "deltasync.engine" in modules  # the probe really ran a sync
-    assert present(modules, {"openpyxl", "prometheus_client", "pydantic"}) == []
+    assert present(modules, {"openpyxl", "prometheus_client", "pydantic", "aiohttp"}) == []
     metrics = str(tmp_path / "deltasync.prom")
     code, modules = loaded_after(
         tmp_path, "sync", "-q", "-c", cfg, "--metrics-file", metrics, env=sandbox.env
