@@ -197,6 +197,8 @@ class FakeStore:
             k == kind and lk.matched_by.startswith(prefix) for (_, k), lk in self.links.items()
         )
 
+    threadsafe = False  # the ledger commits in the event loop: one timeline of events
+
     def lookup_rows(self) -> ScratchRows:
         return ScratchRows()
 

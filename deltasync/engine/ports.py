@@ -175,6 +175,11 @@ class Store(Protocol):
 
     def lookup_rows(self) -> LookupRows: ...
 
+    @property
+    def threadsafe(self) -> bool:
+        """Whether a worker thread may write while the event loop's thread reads."""
+        ...
+
     # what this run did: written only through the ledger
     def batch(self) -> AbstractContextManager[None]:
         """Every write inside joins one transaction, committed when the block ends."""

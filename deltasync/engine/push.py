@@ -5,7 +5,8 @@ The commit order, written down here once and done by the code below:
 0. before the first write of a run under new settings, every field the sync writes is
    checked against ELIZA's schema (:mod:`deltasync.engine.target_fields`), once per plan
    fingerprint;
-1. a create first journals the marker "creating" (:meth:`Ledger.creating`);
+1. a create first journals the marker "creating" (:meth:`Ledger.creating`, committed
+   before the create goes on; markers of concurrent creates share a commit);
 2. then the request goes to ELIZA (POST; PATCH or DELETE for linked objects); a
    deprovisioning that fills empty fields first records in its link what it will have to
    undo (:meth:`Ledger.relink`, :func:`~deltasync.plan.resolve.remember_first`), since a
@@ -239,7 +240,7 @@ class _Push:
                 answer = await run.target.update(resource, eliza_id, write.body)
         else:
             write = created(a, run.ids)
-            run.ledger.creating(a.entra_id, a.kind)
+            await run.ledger.creating(a.entra_id, a.kind)
             answer = await run.target.create(resource, write.body)
             run.directory.remember(a.kind, answer)
             eliza_id = int(answer["id"])

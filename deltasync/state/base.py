@@ -18,6 +18,7 @@ from typing import Any, Self
 
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.pool import StaticPool
 
 from deltasync.errors import StateStoreError
 from deltasync.state.database import WRITE, describe, is_locked, json_dumps, locked_error, mask_url
@@ -35,6 +36,12 @@ class StoreBase:
         self._url = mask_url(engine.url)
         self._local = threading.local()  # .conn: this thread's open batch, if any
         self.statistics = Statistics()  # PostgreSQL's planner statistics kept in step
+
+    @property
+    def threadsafe(self) -> bool:
+        """A worker thread may write while another thread reads: every backend but an
+        in-memory SQLite database, whose one shared connection serves every thread."""
+        return not isinstance(self._engine.pool, StaticPool)
 
     @property
     def url(self) -> str:

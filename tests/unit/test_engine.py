@@ -230,3 +230,54 @@ def test_the_adoption_check_reads_the_mirror_in_batches_and_not_at_all_without_a
 
     one_left = _adopting_store(7, 6, MatchedBy.SOFT_USERNAME)  # u006, in the last batch
     assert all_adopted(one_left, cfg, batch=3) is False
+
+
+def test_creating_markers_are_committed_in_groups_each_before_its_post() -> None:
+    """With a store that allows it, the markers commit in a worker thread while the other
+    creates go on; those arriving meanwhile share the next commit. Each is committed before
+    its POST is sent, and the records still reach the store in the order they were made."""
+    import threading
+    import time
+    from contextlib import contextmanager
+
+    class SlowCommits(FakeStore):
+        threadsafe = True
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.committed: set[str] = set()
+            self.commits = 0
+            self.threads: set[int] = set()
+
+        @contextmanager
+        def batch(self):  # type: ignore[no-untyped-def,override]
+            yield
+            time.sleep(0.004)  # the commit's round trip and WAL write
+            self.threads.add(threading.get_ident())
+            self.commits += 1
+            self.committed |= {e.entra_id for e in self.entries if e.action == "creating"}
+
+    class Checking(FakeTarget):
+        async def create(self, resource: str, fields: Any) -> dict[str, Any]:
+            assert fields["remote_key"] in store.committed, "POST before its marker committed"
+            await asyncio.sleep(0.003)
+            return await super().create(resource, fields)
+
+    store, target = SlowCommits(), Checking()
+    users = [entra_user(f"u{i:02d}") for i in range(30)]
+    report = asyncio.run(engine(store, FakeSource({"users": users}), target).run(RunOptions()))
+    assert report.exit_code == 0
+    assert target.created(Names.USER) == target.created(Names.PERSON) == 30
+    markers = [e for e in store.entries if e.action == "creating"]
+    assert len(markers) == 60
+    assert store.commits < 40  # one commit per create would be 60 and more
+    assert store.threads - {threading.get_ident()}  # markers committed off the event loop
+    # per object, the order of the records is kept: marker, create (user, then person)
+    for oid in {e.entra_id for e in store.entries}:
+        mine = [(e.kind, e.action) for e in store.entries if e.entra_id == oid]
+        assert mine == [
+            (Kind.USER, "creating"),
+            (Kind.USER, "create"),
+            (Kind.PERSON, "creating"),
+            (Kind.PERSON, "create"),
+        ]
