@@ -7,7 +7,7 @@ can stop a run at any step of the commit order and check what the next run makes
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -145,6 +145,9 @@ class FakeTarget:
 
     async def list_all(self, resource: str, **filters: Any) -> list[dict[str, Any]]:
         return await self.find(resource, **filters)
+
+    async def list_pages(self, resource: str) -> AsyncIterator[list[dict[str, Any]]]:
+        yield await self.find(resource)
 
     async def get(self, resource: str, id: int) -> dict[str, Any] | None:
         self._call("get", resource)

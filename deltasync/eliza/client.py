@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -221,6 +221,12 @@ class ElizaClient:
         """Every object of a resource (following every page), filtered like :meth:`find`."""
         return await self.find(resource, **filters)
 
+    async def list_pages(self, resource: Resource | str) -> AsyncIterator[list[dict[str, Any]]]:
+        """Every object of a resource, a page at a time: a caller that keeps only part of
+        each object never holds the whole list (100,000 ELIZA persons)."""
+        async for page in self._pages(Resource(resource), {}):
+            yield page
+
     async def get(self, resource: Resource | str, id: int) -> dict[str, Any] | None:
         """One object, or None when ELIZA does not have it (404)."""
         res = Resource(resource)
@@ -304,13 +310,20 @@ class ElizaClient:
         return schema_fields(self._schema, self.path(Resource(resource)))
 
     async def _read_list(self, res: Resource, filters: Mapping[str, Any]) -> list[dict[str, Any]]:
+        rows: list[dict[str, Any]] = []
+        async for page in self._pages(res, filters):
+            rows.extend(page)
+        return rows
+
+    async def _pages(
+        self, res: Resource, filters: Mapping[str, Any]
+    ) -> AsyncIterator[list[dict[str, Any]]]:
         path = self.path(res)
         params: dict[str, str] = {
             name: query_value(value) for name, value in filters.items() if value is not None
         }
         params["limit"] = str(self.page_size)
         url: str | None = self._http.url(httpx.URL(path, params=params).raw_path.decode("ascii"))
-        rows: list[dict[str, Any]] = []
         seen: set[str] = set()
         while url is not None:
             if url in seen:
@@ -326,8 +339,7 @@ class ElizaClient:
                 raise RunFailedError(
                     f"ELIZA answered GET {path} with neither a list nor a page of results"
                 )
-            rows.extend(_object(row, "GET", path) for row in page)
-        return rows
+            yield [_object(row, "GET", path) for row in page]
 
     async def _get_page(
         self, url: str, res: Resource, path: str, *, timeout_s: float | None = None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +63,12 @@ class DryRunEliza:
         """As :meth:`ElizaClient.list_all`."""
         res = Resource(resource)
         return self._remember(res, await self.inner.list_all(res, **filters))
+
+    async def list_pages(self, resource: Resource | str) -> AsyncIterator[list[dict[str, Any]]]:
+        """As :meth:`ElizaClient.list_pages`."""
+        res = Resource(resource)
+        async for page in self.inner.list_pages(res):
+            yield self._remember(res, page)
 
     async def get(self, resource: Resource | str, id: int) -> dict[str, Any] | None:
         """As :meth:`ElizaClient.get`; objects this dry run "created" come from memory."""

@@ -72,8 +72,9 @@ class Directory:
         self.rows = self._new_rows()
         for kind, res in ((Kind.USER, self.names.USER), (Kind.PERSON, self.names.PERSON)):
             keep = None if self.keep is None else self.keep.get(kind)
-            for row in await self.target.list_all(res):
-                self._add(kind, row, keep)
+            async for page in self.target.list_pages(res):  # never the whole list at once
+                for row in page:
+                    self._add(kind, row, keep)
 
     def close(self) -> None:
         """The run is over: the held rows go."""

@@ -14,7 +14,7 @@ Entra's "provision on demand".
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -165,6 +165,13 @@ class TracingTarget:
         )
         self._note(f"ELIZA GET {resource} (all) -> {len(found)}")
         return found
+
+    async def list_pages(self, resource: str) -> AsyncIterator[list[dict[str, Any]]]:
+        count = 0
+        async for page in self.inner.list_pages(resource):
+            count += len(page)
+            yield page
+        self._note(f"ELIZA GET {resource} (all, by pages) -> {count}")
 
     async def get(self, resource: str, id: int) -> dict[str, Any] | None:
         got: dict[str, Any] | None = await self._call(

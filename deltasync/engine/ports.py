@@ -6,7 +6,7 @@ the real clients, the engine tests hand in in-memory fakes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol
@@ -93,6 +93,8 @@ class Target(Protocol):
     async def find(self, resource: str, **filters: Any) -> list[dict[str, Any]]: ...
 
     async def list_all(self, resource: str, **filters: Any) -> list[dict[str, Any]]: ...
+
+    def list_pages(self, resource: str) -> AsyncIterator[list[dict[str, Any]]]: ...
 
     async def get(self, resource: str, id: int) -> dict[str, Any] | None: ...
 

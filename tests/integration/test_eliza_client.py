@@ -177,6 +177,23 @@ def test_paging_with_a_small_page_size() -> None:
     assert h.client.requests == h.sim.request_count == 3
 
 
+def test_list_pages_hands_over_one_page_at_a_time() -> None:
+    """The prefetch before a big first sync keeps a part of each row; it never holds the
+    whole list (100,000 ELIZA persons) at once."""
+    h = Harness(page_size=4)
+    for i in range(9):
+        h.sim.add_user(username=f"u{i}")
+
+    async def pages(c: ElizaClient) -> list[list[int]]:
+        seen: list[list[int]] = []
+        async for page in c.list_pages(Resource.USER):
+            seen.append([u["id"] for u in page])
+            assert h.sim.request_count == len(seen)  # the next page is read on demand
+        return seen
+
+    assert h.run(pages) == [[1, 2, 3, 4], [5, 6, 7, 8], [9]]
+
+
 def test_a_bare_array_answer_is_accepted() -> None:
     sim = ElizaSim(TOKEN)
     for i in range(5):
