@@ -17,7 +17,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 
 from deltasync.models import ObjectChange
 from deltasync.state.base import StoreBase, chunks
@@ -36,9 +47,10 @@ class GroupMemberStore(StoreBase):
     """Reads of the mirrored group memberships, for the planner and ``state groups``."""
 
     def group_edges(self) -> list[tuple[str, str]]:
-        """Every (group, member group) pair: the nesting graph."""
+        """Every (group, member group) pair: the nesting graph (from the partial index
+        ``ix_group_member_nested``: the literal lets the planner prove the index applies)."""
         stmt = select(group_member.c.group_id, group_member.c.member_id).where(
-            group_member.c.member_type == GROUP_TYPE
+            text(f"group_member.member_type = '{GROUP_TYPE}'")
         )
         with self._read() as conn:
             return [(r.group_id, r.member_id) for r in conn.execute(stmt)]

@@ -21,7 +21,7 @@ from deltasync.state.database import (
 )
 from deltasync.state.integrity import damaged, own_tables, verify_schema
 
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 
 _PACKAGE_DIR = Path(__file__).resolve().parent.parent
 # A built wheel carries the migrations inside the package (see pyproject.toml); a source

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator, TypeEngine
@@ -149,6 +150,15 @@ group_member = Table(
     Column("member_type", String(32), nullable=False),  # "user", "group", "device", ...
     Column("last_seen_round", Integer),  # round_seq of the last full groups round listing it
     Index("ix_group_member_member_id", "member_id"),
+)
+
+# The member groups alone: the nesting graph, read without scanning every membership (0005).
+Index(
+    "ix_group_member_nested",
+    group_member.c.group_id,
+    group_member.c.member_id,
+    sqlite_where=text("member_type = 'group'"),
+    postgresql_where=text("member_type = 'group'"),
 )
 
 failure = Table(

@@ -149,3 +149,27 @@ def test_a_membership_change_leaves_users_already_waiting_at_their_version_but_a
     assert after["waiting"] == before["waiting"]
     assert after["calm"] > before["calm"] and after["failed"] > before["failed"]
     assert dirty(store) == {"calm", "waiting", "failed"}
+
+
+def test_the_nesting_graph_is_read_from_the_index_of_member_groups(store: StateStore) -> None:
+    """At 100,000 users, reading the (group, member group) pairs scanned every one of the
+    296,000 memberships: about 70 ms in each nested planning and each `state user`."""
+    from sqlalchemy import text
+
+    users(store, "u1", "u2")
+    pages(store, RoundKind.FULL, (g("outer", grp("inner"), u("u1")), g("inner", u("u2"))))
+    assert store.group_edges() == [("outer", "inner")]
+    with store._engine.connect() as conn:
+        if conn.dialect.name == "sqlite":
+            sql = "EXPLAIN QUERY PLAN SELECT group_id, member_id FROM group_member "
+            rows = conn.exec_driver_sql(sql + "WHERE group_member.member_type = 'group'")
+        else:
+            conn.execute(text("SET enable_seqscan = off"))  # a tiny table: force the choice
+            rows = conn.execute(
+                text(
+                    "EXPLAIN SELECT group_id, member_id FROM group_member "
+                    "WHERE group_member.member_type = 'group'"
+                )
+            )
+        plan = " ".join(str(r) for r in rows)
+    assert "ix_group_member_nested" in plan, plan
