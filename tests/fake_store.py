@@ -246,6 +246,15 @@ class FakeStore:
             )
         )
 
+    def unjournal(self, run_id: int, action: str, keys: Sequence[tuple[str, Kind]]) -> None:
+        self._write("unjournal")
+        drop = set(keys)
+        self.entries = [
+            e
+            for e in self.entries
+            if not (e.run_id == run_id and e.action == action and (e.entra_id, e.kind) in drop)
+        ]
+
     def write_records(
         self,
         journal_rows: Sequence[tuple[int, str, Kind, str, int | None, Mapping[str, Any]]],

@@ -6,7 +6,8 @@ The commit order, written down here once and done by the code below:
    checked against ELIZA's schema (:mod:`deltasync.engine.target_fields`), once per plan
    fingerprint;
 1. a create first journals the marker "creating" (:meth:`Ledger.creating`, committed
-   before the create goes on; markers of concurrent creates share a commit);
+   before the create goes on; markers of concurrent creates share a commit, and a commit
+   takes the markers of the batch's next creates ahead, see :mod:`deltasync.engine.ledger`);
 2. then the request goes to ELIZA (POST; PATCH or DELETE for linked objects); a
    deprovisioning that fills empty fields first records in its link what it will have to
    undo (:meth:`Ledger.relink`, :func:`~deltasync.plan.resolve.remember_first`), since a
@@ -331,11 +332,12 @@ class Pusher(_Push):
             elif ok and p.entra_id not in self.held:
                 run.ledger.settle(p.entra_id, p.version)
 
+        run.ledger.expect_creates((a.entra_id, a.kind) for a in plan.actions if a.op == Op.CREATE)
         try:
             for start in range(0, len(plan.objects), CHUNK):
                 await asyncio.gather(*(one(p) for p in plan.objects[start : start + CHUNK]))
         finally:
-            run.ledger.flush()
+            run.ledger.batch_done()
 
     def close(self) -> None:
         """The push has ended (also on error): the progress phase closes, the lookup rows go."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
 
 from deltasync.models import JournalEntry, Kind, Link, RunRecord
 from deltasync.state.base import StoreBase, plain, utcnow
@@ -108,6 +108,20 @@ class RunStore(StoreBase):
             self.statistics.wrote(conn, "link", len(links))
             self.statistics.wrote(conn, "mirror", len(settled))
 
+    def unjournal(self, run_id: int, action: str, keys: Sequence[tuple[str, Kind]]) -> None:
+        """Delete run ``run_id``'s journal entries ``action`` of these objects (markers
+        written ahead of creates the run did not send)."""
+        if not keys:
+            return
+        with self._write() as conn:
+            conn.execute(
+                _UNJOURNAL,
+                [
+                    {"b_run": run_id, "b_action": action, "b_entra_id": e, "b_kind": k.value}
+                    for e, k in keys
+                ],
+            )
+
     def journal_for(self, entra_id: str, limit: int = 50) -> list[JournalEntry]:
         """The last ``limit`` journal entries of one object, newest first."""
         stmt = (
@@ -118,6 +132,14 @@ class RunStore(StoreBase):
         )
         with self._read() as conn:
             return [_entry(row) for row in conn.execute(stmt)]
+
+
+_UNJOURNAL = delete(journal).where(
+    journal.c.entra_id == bindparam("b_entra_id"),
+    journal.c.run_id == bindparam("b_run"),
+    journal.c.kind == bindparam("b_kind"),
+    journal.c.action == bindparam("b_action"),
+)
 
 
 def _run_record(row: Row[Any]) -> RunRecord:

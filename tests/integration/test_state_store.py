@@ -674,6 +674,23 @@ def test_write_records_keeps_the_order_in_bulk_or_writes_nothing(store: StateSto
     assert obj(store, "a").settled_version == 1
 
 
+def test_unjournal_deletes_only_the_named_markers_of_that_run(store: StateStore) -> None:
+    rows = [
+        (5, "a", Kind.USER, "creating", None, {}),
+        (5, "a", Kind.PERSON, "creating", None, {}),  # taken ahead, never sent
+        (5, "a", Kind.USER, "create", 1, {}),
+        (4, "b", Kind.PERSON, "creating", None, {}),  # an earlier run's: a lost POST
+        (5, "b", Kind.PERSON, "creating", None, {}),
+    ]
+    store.write_records(rows, [], [])
+    store.unjournal(5, "creating", [("a", Kind.PERSON), ("b", Kind.PERSON)])
+    assert [(e.kind, e.action) for e in store.journal_for("a")] == [
+        (Kind.USER, "create"),
+        (Kind.USER, "creating"),
+    ]
+    assert [(e.run_id, e.action) for e in store.journal_for("b")] == [(4, "creating")]
+
+
 def test_save_link_replaces_the_existing_link(store: StateStore) -> None:
     store.save_link(make_link("a", 1))
     store.save_link(make_link("a", 2, pushed={"username": "new"}, pushed_version=3))
