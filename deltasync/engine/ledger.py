@@ -18,8 +18,8 @@ creates carry on. Batches are written strictly in the order they were taken. Mar
 taken ahead: the push announces the creates of a batch (:meth:`Ledger.expect_creates`), and a
 marker that must be committed takes the markers of the next creates with it (up to
 ``AHEAD_MAX``, the window doubling while creates keep coming and closing when an object
-marked ahead is matched instead), so a first sync commits about once per 256 creates, not once
-per create (~3 ms of a worker's turn on PostgreSQL, and the lock on the interpreter). A
+marked ahead is matched instead), so a first sync commits once per up to 256 creates, not
+once per create (~3 ms of a worker's turn on PostgreSQL, and the lock on the interpreter). A
 marker is still committed before its own POST; the markers taken ahead whose create was not
 sent are deleted at the end of the batch (:meth:`Ledger.batch_done`), and until then they do
 not count as this run's pending creates. After a crash they do: the next run looks those
