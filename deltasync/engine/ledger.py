@@ -230,8 +230,8 @@ class Ledger:
 
     def _mark_ahead(self) -> None:
         """Marker for the next creates of the batch not yet marked or sent."""
-        taken = 0
-        while self._ahead and taken < self._window:
+        taken, window = 0, min(self._window, AHEAD_MAX)
+        while self._ahead and taken < window:
             key = self._ahead.popleft()
             if key not in self._sent and key not in self._premarked:
                 self._premarked[key] = self._mark(key)

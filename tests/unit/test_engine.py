@@ -235,13 +235,20 @@ def test_the_adoption_check_reads_the_mirror_in_batches_and_not_at_all_without_a
     assert all_adopted(one_left, cfg, batch=3) is False
 
 
-def test_creating_markers_are_committed_in_groups_each_before_its_post() -> None:
+def test_creating_markers_are_committed_in_groups_each_before_its_post(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """With a store that allows it, the markers commit in a worker thread while the other
     creates go on; those arriving meanwhile share the next commit. Each is committed before
-    its POST is sent, and the records still reach the store in the order they were made."""
+    its POST is sent, and the records still reach the store in the order they were made.
+    Markers are not taken ahead here, so the grouping alone is what cuts the commits."""
     import threading
     import time
     from contextlib import contextmanager
+
+    from deltasync.engine import ledger
+
+    monkeypatch.setattr(ledger, "AHEAD_MAX", 0)
 
     class SlowCommits(FakeStore):
         threadsafe = True
@@ -275,11 +282,15 @@ def test_creating_markers_are_committed_in_groups_each_before_its_post() -> None
     assert len(markers) == 60
     assert store.commits < 40  # one commit per create would be 60 and more
     assert store.threads - {threading.get_ident()}  # markers committed off the event loop
-    # per object and kind, the order of the records is kept: marker, then create
+    # per object, the order of the records is kept: marker, create (user, then person)
     for oid in {e.entra_id for e in store.entries}:
-        for kind in (Kind.USER, Kind.PERSON):
-            mine = [e.action for e in store.entries if (e.entra_id, e.kind) == (oid, kind)]
-            assert mine == ["creating", "create"]
+        mine = [(e.kind, e.action) for e in store.entries if e.entra_id == oid]
+        assert mine == [
+            (Kind.USER, "creating"),
+            (Kind.USER, "create"),
+            (Kind.PERSON, "creating"),
+            (Kind.PERSON, "create"),
+        ]
 
 
 def test_markers_taken_ahead_cut_the_commits_and_leave_no_trace_of_a_create_not_sent() -> None:
